@@ -1,0 +1,123 @@
+//! The args file Ansible hands a binary module: `argv[1]` names a file holding one flat JSON
+//! object, user params and `_ansible_*` keys side by side (ansible-core
+//! `ActionBase._execute_module`, same on 2.17–2.21). The internal key set changes between
+//! releases (`_ansible_string_conversion_action` went away in 2.19, `_ansible_inject_invocation`
+//! came in 2.21), so every `_ansible_*` key we do not use is ignored rather than rejected.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{Map, Value};
+
+use crate::spec::coerce_bool;
+
+/// The `_ansible_*` keys a module acts on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Internal {
+    pub check_mode: bool,
+    pub diff: bool,
+    /// Task-level `no_log`: do not log params anywhere on the target.
+    pub no_log: bool,
+    pub verbosity: u64,
+    /// `None` before ansible-core 2.21, which always expected `invocation`.
+    pub inject_invocation: Option<bool>,
+    /// Set by action plugins that pass extra keys on purpose.
+    pub ignore_unknown_opts: bool,
+}
+
+/// One parsed args file.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    pub params: Map<String, Value>,
+    pub internal: Internal,
+}
+
+/// Reads and parses the args file named on the command line.
+pub fn read_args_file(path: &Path) -> Result<Args> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the module args file {}", path.display()))?;
+    parse_args(&bytes).with_context(|| format!("bad module args file {}", path.display()))
+}
+
+/// Parses the bytes of an args file.
+pub fn parse_args(bytes: &[u8]) -> Result<Args> {
+    let text = std::str::from_utf8(bytes).context("the args file is not valid UTF-8")?;
+    let value: Value = serde_json::from_str(text).context("the args file is not valid JSON")?;
+    let Value::Object(object) = value else {
+        bail!(
+            "the args file must hold a JSON object, got {}",
+            crate::spec::type_name(&value)
+        );
+    };
+    let mut args = Args::default();
+    for (key, value) in object {
+        match key.strip_prefix("_ansible_") {
+            Some(internal_key) => apply_internal(&mut args.internal, internal_key, &value)?,
+            None => {
+                args.params.insert(key, value);
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn apply_internal(internal: &mut Internal, key: &str, value: &Value) -> Result<()> {
+    let flag = |value: &Value| {
+        coerce_bool(value).map_err(|e| anyhow::anyhow!("internal key _ansible_{key}: {e}"))
+    };
+    match key {
+        "check_mode" => internal.check_mode = flag(value)?,
+        "diff" => internal.diff = flag(value)?,
+        "no_log" => internal.no_log = flag(value)?,
+        "ignore_unknown_opts" => internal.ignore_unknown_opts = flag(value)?,
+        "inject_invocation" => internal.inject_invocation = Some(flag(value)?),
+        "verbosity" => internal.verbosity = value.as_u64().unwrap_or(0),
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn splits_user_params_from_internal_keys() {
+        let args = parse_args(
+            br#"{"name": "mevy", "_ansible_check_mode": true, "_ansible_diff": true,
+                 "_ansible_verbosity": 3, "_ansible_version": "2.19.14",
+                 "_ansible_some_future_key": {"x": 1}}"#,
+        )
+        .unwrap();
+        assert_eq!(args.params.len(), 1);
+        assert_eq!(args.params["name"], json!("mevy"));
+        assert!(args.internal.check_mode);
+        assert!(args.internal.diff);
+        assert!(!args.internal.no_log);
+        assert_eq!(args.internal.verbosity, 3);
+        assert_eq!(args.internal.inject_invocation, None);
+    }
+
+    #[test]
+    fn rejects_non_object_and_malformed_input() {
+        let err = parse_args(b"[1, 2]").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("JSON object, got list"),
+            "{err:#}"
+        );
+        let err = parse_args(b"{\"name\": ").unwrap_err();
+        assert!(format!("{err:#}").contains("not valid JSON"), "{err:#}");
+        let err = parse_args(b"{\"name\": \"\xff\"}").unwrap_err();
+        assert!(format!("{err:#}").contains("not valid UTF-8"), "{err:#}");
+    }
+
+    #[test]
+    fn internal_flags_accept_ansible_booleans() {
+        let args =
+            parse_args(br#"{"_ansible_check_mode": "yes", "_ansible_inject_invocation": false}"#)
+                .unwrap();
+        assert!(args.internal.check_mode);
+        assert_eq!(args.internal.inject_invocation, Some(false));
+    }
+}

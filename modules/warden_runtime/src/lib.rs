@@ -1,0 +1,28 @@
+//! The warden module runtime: Ansible's binary-module protocol (args file in, one JSON
+//! object out) and the FreeBSD host helpers every warden module shares — one
+//! implementation of each.
+//!
+//! A module declares a [`Spec`] and a typed params struct, and implements
+//! [`Module::plan`]: observe the host, compute a [`Plan`]. The runtime validates params,
+//! reports the plan in check mode or applies it (with rollback), and prints the result.
+
+// Module code never panics on purpose; the runtime still turns a panic into failed JSON.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod args;
+pub mod exec;
+pub mod fs;
+pub mod lock;
+pub mod plan;
+pub mod rcconf;
+pub mod result;
+pub mod runtime;
+pub mod service;
+pub mod shell;
+pub mod spec;
+pub mod sysrc;
+
+pub use exec::{find_tool, Cmd};
+pub use plan::{Diff, Plan};
+pub use runtime::{run, Context, Module};
+pub use spec::{Param, Spec};

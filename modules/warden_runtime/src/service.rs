@@ -1,0 +1,128 @@
+//! `service(8)` and rc.subr facts the modules rely on (usr.sbin/service/service.sh,
+//! libexec/rc/rc.subr):
+//! * `service x start` on a service whose rcvar is not YES prints
+//!   "Cannot 'start' x. Set x_enable to YES in /etc/rc.conf or use 'onestart' instead of
+//!   'start'." and **exits 0**, so success is judged by a status check afterwards, never by
+//!   the exit code of start/stop.
+//! * `status` skips the rcvar check: exit 0 when running, non-zero otherwise.
+//! * the `one` prefix runs a verb as if the rcvar were YES.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use crate::exec::{Cmd, CommandError};
+use crate::plan::Step;
+
+/// `service <name> <verb>`, with the `one` prefix when the service is not enabled.
+pub fn verb(service: &Path, name: &str, verb: &str, enabled: bool) -> Cmd {
+    let verb = if enabled {
+        verb.to_string()
+    } else {
+        format!("one{verb}")
+    };
+    Cmd::new(service).arg(name).arg(verb)
+}
+
+/// Asks `service <name> status` whether the service runs (exit status 0).
+pub fn is_running(service: &Path, name: &str) -> Result<bool> {
+    Ok(Cmd::new(service)
+        .arg(name)
+        .arg("status")
+        .output()?
+        .success())
+}
+
+/// Starts a service and then checks that it runs: `start` may print "Cannot 'start' …"
+/// and still exit 0. Undo stops it again.
+pub struct StartService {
+    pub service: PathBuf,
+    pub name: String,
+    pub enabled: bool,
+}
+
+impl StartService {
+    fn start_cmd(&self) -> Cmd {
+        verb(&self.service, &self.name, "start", self.enabled)
+    }
+}
+
+impl Step for StartService {
+    fn describe(&self) -> String {
+        self.start_cmd().to_string()
+    }
+    fn command(&self) -> Option<String> {
+        Some(self.describe())
+    }
+    fn apply(&mut self) -> Result<()> {
+        let cmd = self.start_cmd();
+        let out = cmd.output()?;
+        if !out.success() {
+            return Err(CommandError::new(&cmd, out).into());
+        }
+        if !is_running(&self.service, &self.name)? {
+            let said = format!("{}{}", out.stdout, out.stderr);
+            bail!(
+                "`{cmd}` exited 0 but {} is not running{}",
+                self.name,
+                if said.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it said: {})", said.trim())
+                }
+            );
+        }
+        Ok(())
+    }
+    fn undo(&mut self) -> Result<()> {
+        verb(&self.service, &self.name, "stop", self.enabled)
+            .run()
+            .map(|_| ())
+    }
+}
+
+/// Stops a running service; undo starts it again (with whatever script is then in place).
+pub struct StopService {
+    pub service: PathBuf,
+    pub name: String,
+    pub enabled: bool,
+}
+
+impl Step for StopService {
+    fn describe(&self) -> String {
+        verb(&self.service, &self.name, "stop", self.enabled).to_string()
+    }
+    fn command(&self) -> Option<String> {
+        Some(self.describe())
+    }
+    fn apply(&mut self) -> Result<()> {
+        verb(&self.service, &self.name, "stop", self.enabled).run()?;
+        if is_running(&self.service, &self.name)? {
+            bail!("{} is still running after `{}`", self.name, self.describe());
+        }
+        Ok(())
+    }
+    fn undo(&mut self) -> Result<()> {
+        verb(&self.service, &self.name, "start", self.enabled)
+            .run()
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_prefix_for_disabled_services() {
+        let service = Path::new("/usr/sbin/service");
+        assert_eq!(
+            verb(service, "mevy", "start", true).to_string(),
+            "/usr/sbin/service mevy start"
+        );
+        assert_eq!(
+            verb(service, "mevy", "start", false).to_string(),
+            "/usr/sbin/service mevy onestart"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Multi-call dispatch on the basename of argv[0], the call log and fault injection.
+//!
+//! * Every tool invocation is appended to `<root>/sim/calls.log` as one JSON line
+//!   (`{"tool": …, "argv": […], "rc": …}`), so tests can count calls and prove that check
+//!   mode ran no mutating command.
+//! * `<root>/sim/faults` (one rule per line: `tool<TAB>substring<TAB>rc<TAB>stderr text`)
+//!   makes a matching invocation skip its real work, print the text on stderr and exit with
+//!   `rc` — `rc` 0 simulates a tool that claims success but did nothing.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::{ifconfig, init, service, sysrc};
+
+/// What a simulated tool printed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Out {
+    pub stdout: String,
+    pub stderr: String,
+    pub rc: i32,
+}
+
+impl Out {
+    pub fn ok(stdout: impl Into<String>) -> Out {
+        Out {
+            stdout: stdout.into(),
+            ..Out::default()
+        }
+    }
+    pub fn err(rc: i32, stderr: impl Into<String>) -> Out {
+        Out {
+            stderr: stderr.into(),
+            rc,
+            ..Out::default()
+        }
+    }
+    /// Appends another tool output (several operands in one invocation).
+    pub fn then(mut self, other: Out) -> Out {
+        self.stdout.push_str(&other.stdout);
+        self.stderr.push_str(&other.stderr);
+        if other.rc != 0 {
+            self.rc = other.rc;
+        }
+        self
+    }
+}
+
+/// Exit code for misuse of the simulator itself (sysexits EX_SOFTWARE), never a FreeBSD code.
+pub const SIM_FAILURE: i32 = 70;
+
+/// Environment variable naming the simulated host's root directory.
+pub const ROOT_VAR: &str = "WARDEN_SIM_ROOT";
+
+pub fn main(argv: &[String]) -> i32 {
+    let tool = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let args = argv.get(1..).unwrap_or_default();
+    if tool == "freebsd-sim" {
+        return admin(args);
+    }
+    let Some(root) = std::env::var_os(ROOT_VAR).map(PathBuf::from) else {
+        eprintln!("freebsd-sim: {ROOT_VAR} is not set; cannot simulate `{tool}`");
+        return SIM_FAILURE;
+    };
+    let out = match fault(&root, &tool, args) {
+        Some(out) => out,
+        None => match tool.as_str() {
+            "ifconfig" => ifconfig::run(&root, args),
+            "sysrc" => sysrc::run(&root, args),
+            "service" => service::run(&root, args),
+            other => Out::err(
+                SIM_FAILURE,
+                format!("freebsd-sim: no simulated tool named `{other}`\n"),
+            ),
+        },
+    };
+    log_call(&root, &tool, args, out.rc);
+    print!("{}", out.stdout);
+    eprint!("{}", out.stderr);
+    let _ = std::io::stdout().flush();
+    out.rc
+}
+
+fn admin(args: &[String]) -> i32 {
+    match args.first().map(String::as_str) {
+        Some("init") if args.len() >= 2 => {
+            match init::init_host(Path::new(&args[1]), args.get(2).map(String::as_str)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("freebsd-sim: {e:#}");
+                    SIM_FAILURE
+                }
+            }
+        }
+        Some("links") if args.len() == 2 => match init::make_links(Path::new(&args[1])) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("freebsd-sim: {e:#}");
+                SIM_FAILURE
+            }
+        },
+        _ => {
+            eprintln!("usage: freebsd-sim init <root> [hostname] | freebsd-sim links <bin-dir>");
+            SIM_FAILURE
+        }
+    }
+}
+
+fn fault(root: &Path, tool: &str, args: &[String]) -> Option<Out> {
+    let rules = std::fs::read_to_string(root.join("sim/faults")).ok()?;
+    let joined = args.join(" ");
+    rules.lines().find_map(|line| {
+        let mut fields = line.splitn(4, '\t');
+        let (rule_tool, needle, rc) = (fields.next()?, fields.next()?, fields.next()?);
+        let message = fields.next().unwrap_or("");
+        (rule_tool == tool && joined.contains(needle)).then(|| Out {
+            stdout: String::new(),
+            stderr: if message.is_empty() {
+                String::new()
+            } else {
+                format!("{message}\n")
+            },
+            rc: rc.trim().parse().unwrap_or(1),
+        })
+    })
+}
+
+fn log_call(root: &Path, tool: &str, args: &[String], rc: i32) {
+    let line = json!({"tool": tool, "argv": args, "rc": rc}).to_string() + "\n";
+    // One write(2) on an O_APPEND file: lines from concurrent calls never interleave.
+    if let Ok(mut file) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("sim/calls.log"))
+    {
+        let _ = file.write_all(line.as_bytes());
+    }
+}

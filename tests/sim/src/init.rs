@@ -1,0 +1,113 @@
+//! Creating a simulated host: the FreeBSD file tree the modules touch, the rc.subr stand-in
+//! with the host root baked in (service(8) runs scripts with an empty environment, so the
+//! stand-in cannot learn the root from a variable), and the interface state.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::ifconfig::IfState;
+
+/// The rc.subr stand-in; `@ROOT@` is replaced by the host root.
+const RC_SUBR: &str = include_str!("../share/rc.subr");
+
+/// A small /etc/defaults/rc.conf with the defaults the modules' tools consult
+/// (values from FreeBSD 14 libexec/rc/rc.conf).
+const DEFAULTS_RC_CONF: &str = r#"# /etc/defaults/rc.conf (subset) for the warden FreeBSD simulator.
+rc_conf_files="/etc/rc.conf /etc/rc.conf.local"
+local_startup="/usr/local/etc/rc.d"
+network_interfaces="auto"
+cloned_interfaces=""
+ifconfig_lo0="inet 127.0.0.1"
+gateway_enable="NO"
+sshd_enable="NO"
+pf_enable="NO"
+pf_rules="/etc/pf.conf"
+pf_program="/sbin/pfctl"
+pf_flags=""
+pflog_enable="NO"
+jail_enable="NO"
+"#;
+
+/// Locales present on a stock FreeBSD 14 (usr/share/locale), a few of each kind.
+pub const LOCALES: [&str; 9] = [
+    "C.UTF-8",
+    "de_DE.UTF-8",
+    "en_US.ISO8859-1",
+    "en_US.UTF-8",
+    "ru_RU.UTF-8",
+    "sl_SI.ISO8859-2",
+    "sl_SI.UTF-8",
+    "zh_CN.UTF-8",
+    "uk_UA.UTF-8",
+];
+
+/// Creates (or resets) a simulated host under `root`.
+pub fn init_host(root: &Path, hostname: Option<&str>) -> Result<()> {
+    let hostname = hostname.unwrap_or("sim");
+    for dir in [
+        "etc/defaults",
+        "etc/rc.d",
+        "etc/rc.conf.d",
+        "usr/local/etc/rc.d",
+        "usr/local/etc/rc.conf.d",
+        "usr/share/locale",
+        "var/run",
+        "var/log",
+        "tmp",
+        "home",
+        "sim",
+    ] {
+        fs::create_dir_all(root.join(dir)).with_context(|| format!("cannot create {dir}"))?;
+    }
+    let root_text = root
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", root.display()))?;
+    let root_text = root_text.to_string_lossy();
+    write(root, "etc/defaults/rc.conf", DEFAULTS_RC_CONF, 0o444)?;
+    write(
+        root,
+        "etc/rc.conf",
+        &format!("hostname=\"{hostname}\"\nifconfig_vtnet0=\"DHCP\"\nsshd_enable=\"YES\"\n"),
+        0o644,
+    )?;
+    write(
+        root,
+        "etc/rc.subr",
+        &RC_SUBR.replace("@ROOT@", &root_text),
+        0o444,
+    )?;
+    for locale in LOCALES {
+        let dir = root.join("usr/share/locale").join(locale);
+        fs::create_dir_all(&dir)?;
+        fs::write(dir.join("LC_CTYPE"), "")?;
+    }
+    IfState::initial().save(root)?;
+    fs::write(root.join("sim/calls.log"), "")?;
+    Ok(())
+}
+
+fn write(root: &Path, rel: &str, text: &str, mode: u32) -> Result<()> {
+    let path = root.join(rel);
+    if path.exists() {
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))?;
+    }
+    fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// Makes `ifconfig`, `sysrc` and `service` links to this binary in `bin_dir`.
+pub fn make_links(bin_dir: &Path) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot locate freebsd-sim itself")?;
+    fs::create_dir_all(bin_dir)?;
+    for tool in crate::TOOLS {
+        let link = bin_dir.join(tool);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&exe, &link)
+            .with_context(|| format!("cannot link {}", link.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! A simulated FreeBSD host for warden's tests: fake `ifconfig`, `sysrc` and `service`
+//! (one multi-call binary, `freebsd-sim`) whose state lives under one directory per host,
+//! named by `$WARDEN_SIM_ROOT`, plus [`host::SimHost`] to drive it from tests.
+//!
+//! The fakes reproduce the real tools' output formats, messages and exit codes as recorded
+//! from FreeBSD's sources and real runs; each file cites its sources.
+
+pub mod dispatch;
+pub mod host;
+pub mod ifconfig;
+pub mod init;
+pub mod service;
+pub mod sysrc;
+
+/// The tools the simulator answers to (the basenames of its links).
+pub const TOOLS: [&str; 3] = ["ifconfig", "sysrc", "service"];
