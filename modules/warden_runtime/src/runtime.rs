@@ -214,6 +214,9 @@ fn run_plan<M: Module>(values: Value, ctx: &mut Context) -> ModuleResult {
     if !plan.warnings.is_empty() {
         result.set("warnings", plan.warnings.clone());
     }
-    result.extend(std::mem::take(&mut plan.values));
+    // Return values describe the host after a successful run; a failed one says only why.
+    if result.get("failed") == Some(&Value::Bool(false)) {
+        result.extend(std::mem::take(&mut plan.values));
+    }
     result
 }

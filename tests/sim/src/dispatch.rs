@@ -3,14 +3,16 @@
 //! * Every tool invocation is appended to `<root>/sim/calls.log` as one JSON line
 //!   (`{"tool": …, "argv": […], "rc": …}`), so tests can count calls and prove that check
 //!   mode ran no mutating command.
-//! * `<root>/sim/faults` (one rule per line: `tool<TAB>substring<TAB>rc<TAB>stderr text`)
-//!   makes a matching invocation skip its real work, print the text on stderr and exit with
-//!   `rc` — `rc` 0 simulates a tool that claims success but did nothing.
+//! * `<root>/sim/faults` (one rule per line: `tool<TAB>substring<TAB>rc<TAB>stderr text`,
+//!   optionally `<TAB>times`) makes a matching invocation skip its real work, print the text
+//!   on stderr and exit with `rc` — `rc` 0 simulates a tool that claims success but did
+//!   nothing. A rule with `times` fires that many times, then disappears.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
 use serde_json::json;
 
 use crate::{ifconfig, init, service, sysrc};
@@ -113,22 +115,56 @@ fn admin(args: &[String]) -> i32 {
 }
 
 fn fault(root: &Path, tool: &str, args: &[String]) -> Option<Out> {
-    let rules = std::fs::read_to_string(root.join("sim/faults")).ok()?;
+    let path = root.join("sim/faults");
+    if !path.exists() {
+        return None;
+    }
+    // Rules with a count are rewritten as they fire; serialize concurrent calls.
+    let _lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join("sim/faults.lock"))
+        .ok()
+        .and_then(|f| Flock::lock(f, FlockArg::LockExclusive).ok());
+    let rules = std::fs::read_to_string(&path).ok()?;
     let joined = args.join(" ");
-    rules.lines().find_map(|line| {
-        let mut fields = line.splitn(4, '\t');
-        let (rule_tool, needle, rc) = (fields.next()?, fields.next()?, fields.next()?);
-        let message = fields.next().unwrap_or("");
-        (rule_tool == tool && joined.contains(needle)).then(|| Out {
+    let mut fired = None;
+    let mut kept = Vec::new();
+    for line in rules.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let matches =
+            fired.is_none() && fields.len() >= 3 && fields[0] == tool && joined.contains(fields[1]);
+        if !matches {
+            kept.push(line.to_string());
+            continue;
+        }
+        let message = fields.get(3).copied().unwrap_or("");
+        fired = Some(Out {
             stdout: String::new(),
             stderr: if message.is_empty() {
                 String::new()
             } else {
                 format!("{message}\n")
             },
-            rc: rc.trim().parse().unwrap_or(1),
-        })
-    })
+            rc: fields[2].trim().parse().unwrap_or(1),
+        });
+        // Optional fifth field: how many more times the rule fires.
+        match fields.get(4).and_then(|n| n.trim().parse::<u32>().ok()) {
+            Some(n) if n > 1 => {
+                let mut f: Vec<String> = fields[..4].iter().map(|s| s.to_string()).collect();
+                f.push((n - 1).to_string());
+                kept.push(f.join("\t"));
+            }
+            Some(_) => {}
+            None => kept.push(line.to_string()),
+        }
+    }
+    if fired.is_some() {
+        let text: String = kept.iter().map(|l| format!("{l}\n")).collect();
+        let _ = std::fs::write(&path, text);
+    }
+    fired
 }
 
 fn log_call(root: &Path, tool: &str, args: &[String], rc: i32) {

@@ -169,11 +169,21 @@ impl SimHost {
             .collect()
     }
 
-    /// Makes matching invocations of `tool` fail (see the dispatch module).
+    /// Makes every matching invocation of `tool` fail (see the dispatch module).
     pub fn add_fault(&self, tool: &str, needle: &str, rc: i32, message: &str) {
+        self.push_fault(format!("{tool}\t{needle}\t{rc}\t{message}"));
+    }
+
+    /// Makes the next `times` matching invocations of `tool` fail.
+    pub fn add_fault_times(&self, tool: &str, needle: &str, rc: i32, message: &str, times: u32) {
+        self.push_fault(format!("{tool}\t{needle}\t{rc}\t{message}\t{times}"));
+    }
+
+    fn push_fault(&self, rule: String) {
         let path = self.path("/sim/faults");
         let mut rules = fs::read_to_string(&path).unwrap_or_default();
-        rules.push_str(&format!("{tool}\t{needle}\t{rc}\t{message}\n"));
+        rules.push_str(&rule);
+        rules.push('\n');
         fs::write(path, rules).expect("cannot write the fault rules");
     }
 
@@ -238,7 +248,7 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
             .unwrap_or(&path)
             .to_string_lossy()
             .into_owned();
-        if rel == "sim/calls.log" || rel.ends_with(".lock") {
+        if rel == "sim/calls.log" || rel == "sim/faults" || rel.ends_with(".lock") {
             continue;
         }
         let Ok(meta) = fs::symlink_metadata(&path) else {
