@@ -1,0 +1,80 @@
+# warden: build, demo and test. The two commands a new machine needs: `make demo`, `make test`.
+SHELL := /bin/sh
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# Module binaries built into library/ (each is a workspace package of the same name).
+MODULES := warden_rcd
+SIM := target/debug/freebsd-sim
+SANDBOX := .sandbox
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e lint docs-check sizes clean
+
+all: library
+
+## library: release-build every module and copy it into library/ (next to its sidecar docs).
+library:
+	cargo build --release $(addprefix -p ,$(MODULES))
+	for m in $(MODULES); do install -m 0755 target/release/$$m library/$$m; done
+
+## venv: the pinned controller tools (ansible-core, ansible-lint, molecule, yamllint, pytest).
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+venv: $(VENV)/.installed
+
+sim:
+	cargo build -p warden_sim --bin freebsd-sim
+
+## sandbox: a fresh simulated FreeBSD host sim1 under .sandbox/ (inventory/sandbox.yml).
+sandbox: sim
+	tests/sandbox.sh $(SANDBOX) $(SIM) sim1
+
+## demo: build, provision agent mevy on a fresh simulated host, re-run to show changed=0.
+demo: library venv sandbox
+	@echo "== first run: provision agent mevy on the simulated host sim1"
+	ansible-playbook playbooks/agent.yml -e agent_name=mevy --diff
+	@echo "== second run: nothing left to change"
+	ansible-playbook playbooks/agent.yml -e agent_name=mevy | tee $(SANDBOX)/second-run.log
+	@grep -Eq 'sim1 +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0' $(SANDBOX)/second-run.log \
+		|| { echo "second run was not changed=0"; exit 1; }
+	@echo
+	@echo "Second run: changed=0. Where to look:"
+	@echo "  rc.d script    $(SANDBOX)/hosts/sim1/usr/local/etc/rc.d/mevy"
+	@echo "  rc.conf        $(SANDBOX)/hosts/sim1/etc/rc.conf"
+	@echo "  service state  WARDEN_SIM_ROOT=$(CURDIR)/$(SANDBOX)/hosts/sim1 $(SANDBOX)/bin/service mevy status"
+	@echo "  tmux session   tmux -S $(SANDBOX)/hosts/sim1/var/run/mevy.tmux attach -t mevy   (detach: C-b d)"
+	@echo "  tool calls     $(SANDBOX)/hosts/sim1/sim/calls.log"
+
+## test: everything CI runs.
+test: rust-checks rust-tests library venv e2e lint docs-check
+
+rust-checks:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+rust-tests:
+	cargo build --workspace
+	cargo test --workspace
+
+e2e: library venv sim
+	pytest -q tests/e2e
+
+lint: venv
+	yamllint -s .
+	ansible-lint -q
+
+docs-check: library venv
+	for m in $(MODULES); do ansible-doc -M library $$m > /dev/null || exit 1; done
+
+## sizes: stripped release size of every module (the README reports them).
+sizes: library
+	@for m in $(MODULES); do printf '%-22s %8d bytes\n' $$m $$(wc -c < library/$$m); done
+
+clean:
+	cargo clean
+	rm -rf $(VENV) $(SANDBOX)
+	for m in $(MODULES); do rm -f library/$$m; done

@@ -1,0 +1,108 @@
+"""Fixtures for end-to-end tests: real ansible-playbook against fresh simulated hosts."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SIM = Path(os.environ.get("WARDEN_SIM_BIN", REPO / "target" / "debug" / "freebsd-sim"))
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s+: ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.M,
+)
+
+
+class Sandbox:
+    """A directory of simulated hosts, as `make sandbox` builds, used through the
+    committed inventory/sandbox.yml (selected with WARDEN_SANDBOX)."""
+
+    def __init__(self, path: Path, hosts):
+        self.path = path
+        subprocess.run([REPO / "tests" / "sandbox.sh", path, SIM, *hosts], check=True)
+
+    def root(self, host="sim1") -> Path:
+        return self.path / "hosts" / host
+
+    def env(self):
+        env = dict(os.environ)
+        env.update(
+            WARDEN_SANDBOX=str(self.path),
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_FORCE_COLOR="0",
+            PATH=f"{BIN}:{env.get('PATH', '')}",
+        )
+        return env
+
+    def playbook(self, *args):
+        """Runs ansible-playbook from the repository; returns (rc, output, recap by host)."""
+        proc = subprocess.run(
+            [BIN / "ansible-playbook", *map(str, args)],
+            cwd=REPO,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+        )
+        output = proc.stdout + proc.stderr
+        recap = {m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"} for m in RECAP.finditer(output)}
+        return proc.returncode, output, recap
+
+    def tool(self, tool, *args, host="sim1"):
+        env = self.env()
+        env["PATH"] = f"{self.path / 'bin'}:{env['PATH']}"
+        env["WARDEN_SIM_ROOT"] = str(self.root(host))
+        return subprocess.run([tool, *args], env=env, capture_output=True, text=True)
+
+    def calls(self, host="sim1"):
+        log = self.root(host) / "sim" / "calls.log"
+        return [json.loads(line) for line in log.read_text().splitlines()]
+
+    def snapshot(self, host="sim1"):
+        """Every path under the host root with mode and content (minus the simulator's
+        own bookkeeping): equal snapshots mean nothing changed."""
+        root = self.root(host)
+        out = {}
+        for path in sorted(root.rglob("*")):
+            rel = str(path.relative_to(root))
+            if rel in ("sim/calls.log", "sim/faults") or rel.endswith(".lock"):
+                continue
+            st = path.lstat()
+            content = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
+            out[rel] = (st.st_mode, st.st_uid, st.st_gid, content)
+        return out
+
+
+def mutating(call):
+    """Whether a logged simulator call can change the host (same rule as the Rust tests)."""
+    tool, argv = call["tool"], call["argv"]
+    if tool == "service":
+        return not (argv in (["-e"], ["-l"]) or (len(argv) == 2 and argv[1] in ("status", "onestatus", "enabled", "rcvar", "describe")))
+    if tool == "sysrc":
+        flags = [a for a in argv if a.startswith("-")]
+        if any("x" in f for f in flags):
+            return True
+        if any("c" in f for f in flags):
+            return False
+        operands = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "-f")]
+        return any("=" in a for a in operands)
+    if tool == "ifconfig":
+        return not (len(argv) <= 1 or argv[0] in ("-l", "-g", "-C", "-a"))
+    return True
+
+
+@pytest.fixture
+def sandbox():
+    # Short path: tmux sockets live under it and sun_path is small.
+    path = Path(tempfile.mkdtemp(prefix="wsb", dir="/tmp"))
+    box = Sandbox(path / "s", ["sim1"])
+    yield box
+    subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], check=False, capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)

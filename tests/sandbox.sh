@@ -1,0 +1,26 @@
+#!/bin/sh
+# Creates fresh simulated FreeBSD hosts: sandbox.sh <sandbox-dir> <sim-binary> [<host>...]
+# Layout: <dir>/bin/{ifconfig,sysrc,service} -> the simulator, <dir>/hosts/<host>/ = each
+# host's root. An existing sandbox is removed first, after stopping any tmux server whose
+# socket lives in it (agents started by an earlier run); with no hosts, that is all it does.
+set -eu
+[ $# -ge 2 ] || { echo "usage: $0 <sandbox-dir> <freebsd-sim> [<host>...]" >&2; exit 2; }
+dir=$1
+sim=$2
+shift 2
+if [ -d "$dir" ]; then
+	tmux=$(command -v tmux || true)
+	if [ -n "$tmux" ]; then
+		find "$dir" -type s 2>/dev/null | while read -r socket; do
+			"$tmux" -S "$socket" kill-server 2>/dev/null || true
+		done
+	fi
+	rm -rf "$dir"
+fi
+[ $# -gt 0 ] || exit 0
+mkdir -p "$dir/hosts"
+"$sim" links "$dir/bin"
+for host in "$@"; do
+	mkdir -p "$dir/hosts/$host"
+	"$sim" init "$dir/hosts/$host" "$host"
+done
