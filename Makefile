@@ -10,7 +10,7 @@ SANDBOX := .sandbox
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e lint docs-check sizes clean
+.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e lint docs-check sizes bench clean
 
 all: library
 
@@ -73,6 +73,11 @@ docs-check: library venv
 ## sizes: stripped release size of every module (the README reports them).
 sizes: library
 	@for m in $(MODULES); do printf '%-22s %8d bytes\n' $$m $$(wc -c < library/$$m); done
+
+## bench: cost of converged runs (module alone vs the no-op floor, agent.yml re-run), sizes.
+bench: library venv sim
+	cargo build --release -p warden_probe
+	python bench/bench.py
 
 clean:
 	cargo clean

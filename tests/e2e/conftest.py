@@ -42,12 +42,12 @@ class Sandbox:
         )
         return env
 
-    def playbook(self, *args):
+    def playbook(self, *args, env=None):
         """Runs ansible-playbook from the repository; returns (rc, output, recap by host)."""
         proc = subprocess.run(
             [BIN / "ansible-playbook", *map(str, args)],
             cwd=REPO,
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             capture_output=True,
             text=True,
         )

@@ -449,3 +449,47 @@ fn diff_shows_rc_conf_and_script_changes() {
     let quiet = module(&host, with(params(&host), json!({"enabled": false})));
     assert!(quiet.result.get("diff").is_none());
 }
+
+/// Runs warden_rcd for every agent at once with `extra` params.
+fn all_at_once(host: &SimHost, agents: &[&str], extra: Value) {
+    std::thread::scope(|scope| {
+        for name in agents {
+            let extra = extra.clone();
+            scope.spawn(move || {
+                let args = with(
+                    with(
+                        params(host),
+                        json!({
+                            "name": name,
+                            "tmux_socket": host.p(&format!("/var/run/{name}.tmux")),
+                            "command": "exec sleep 3600",
+                        }),
+                    ),
+                    extra,
+                );
+                let run = module(host, args);
+                assert_eq!(run.code, 0, "{name}: {}", run.result);
+            });
+        }
+    });
+}
+
+#[test]
+fn agents_provisioned_at_once_lose_nothing() {
+    let host = SimHost::new();
+    let agents = ["mevy", "kira", "ana", "bo", "cy", "dee", "eli", "fay"];
+    all_at_once(&host, &agents, json!({}));
+    let rc_conf = host.read("/etc/rc.conf");
+    for name in agents {
+        assert_eq!(rc_conf.matches(&format!("{name}_enable=\"YES\"\n")).count(), 1, "{name}: {rc_conf}");
+        assert!(host.path(&format!("/usr/local/etc/rc.d/{name}")).exists());
+        assert_eq!(host.tool("service", &[name, "status"]).status.code(), Some(0), "{name}");
+    }
+    // Edits rewrite rc.conf (sysrc's temp file + mv): only the host lock keeps them all.
+    all_at_once(&host, &agents, json!({"enabled": false, "started": false}));
+    let rc_conf = host.read("/etc/rc.conf");
+    for name in agents {
+        assert!(rc_conf.contains(&format!("{name}_enable=\"NO\"\n")), "{name} lost its change: {rc_conf}");
+        assert_eq!(host.tool("service", &[name, "status"]).status.code(), Some(1), "{name}");
+    }
+}

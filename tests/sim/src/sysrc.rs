@@ -342,17 +342,22 @@ fn sh_syntax_error(file: &Path) -> Option<String> {
     (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// `echo "$varname=\"$new_value\"" >> "$file"`: one O_APPEND write, so concurrent appends
+/// never lose each other (unlike edits, which rewrite the file through a temp file).
 fn append(file: &Path, name: &str, value: &str) -> std::io::Result<()> {
-    let mut text = fs::read_to_string(file).unwrap_or_default();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(&format!("{name}=\"{value}\"\n"));
-    if file.exists() {
-        replace_keeping_attrs(file, &text)
-    } else {
-        fs::write(file, text)
-    }
+    use std::io::Write;
+    let needs_newline = fs::read(file)
+        .map(|b| !b.is_empty() && !b.ends_with(b"\n"))
+        .unwrap_or(false);
+    let line = format!(
+        "{}{name}=\"{value}\"\n",
+        if needs_newline { "\n" } else { "" }
+    );
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)?
+        .write_all(line.as_bytes())
 }
 
 /// The awk in `f_sysrc_set`, applied to the last assignment line.
