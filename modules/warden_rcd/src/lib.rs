@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use warden_runtime::fs::{self as wfs, Attrs, FileState};
-use warden_runtime::plan::{RemoveFile, RunCmd, WriteFile};
+use warden_runtime::plan::{RemoveFile, WriteFile};
 use warden_runtime::rcconf::{is_yes, RcConf, RcValue};
 use warden_runtime::service::{self, StartService, StopService};
 use warden_runtime::spec::{Param, Spec};
@@ -123,6 +123,7 @@ impl Module for WardenRcd {
 pub struct Observed {
     pub script_path: PathBuf,
     pub script: Option<FileState>,
+    pub rc: RcConf,
     pub enable: Option<RcValue>,
     pub running: bool,
 }
@@ -140,9 +141,8 @@ fn rcvar(name: &str) -> String {
 fn observe(params: &Params) -> Result<Observed> {
     let script_path = Path::new(&params.rcd_dir).join(&params.name);
     let script = wfs::read_state(&script_path)?;
-    let enable = RcConf::read(Path::new(&params.rc_conf))?
-        .get(&rcvar(&params.name))
-        .cloned();
+    let rc = RcConf::read(Path::new(&params.rc_conf))?;
+    let enable = rc.get(&rcvar(&params.name)).cloned();
     // Only a script that exists can say whether it runs.
     let running = match script {
         Some(_) => service::is_running(&find_tool("service")?, &params.name)?,
@@ -151,6 +151,7 @@ fn observe(params: &Params) -> Result<Observed> {
     Ok(Observed {
         script_path,
         script,
+        rc,
         enable,
         running,
     })
@@ -232,14 +233,6 @@ fn script_spec(params: &Params, account: &Account, script_path: &Path) -> Script
     }
 }
 
-fn rc_line(name: &str, value: Option<&RcValue>) -> String {
-    match value {
-        Some(RcValue::Literal(v)) => format!("{name}=\"{v}\"\n"),
-        Some(RcValue::Dynamic(raw)) => format!("{name}={raw}\n"),
-        None => String::new(),
-    }
-}
-
 fn state_word(running: bool) -> &'static str {
     if running {
         "running\n"
@@ -289,30 +282,6 @@ fn plan_present(
             previous: observed.script.clone(),
         });
     }
-    let var = rcvar(&params.name);
-    let new_value = if params.enabled { "YES" } else { "NO" };
-    if enable_differs {
-        let sysrc_tool = find_tool("sysrc")?;
-        let rc_conf = Path::new(&params.rc_conf);
-        let undo = match &observed.enable {
-            Some(RcValue::Literal(old)) => sysrc::set(&sysrc_tool, rc_conf, &var, old).ok(),
-            Some(RcValue::Dynamic(_)) => None,
-            None => sysrc::delete(&sysrc_tool, rc_conf, &var).ok(),
-        };
-        let step = RunCmd::new(sysrc::set(&sysrc_tool, rc_conf, &var, new_value)?);
-        plan.step(match undo {
-            Some(undo) => step.undo_with(undo),
-            None => step,
-        });
-    }
-    if params.started && (!observed.running || content_differs) {
-        plan.step(StartService {
-            service: service_tool()?,
-            name: params.name.clone(),
-            enabled: params.enabled,
-        });
-    }
-
     let before = observed
         .script
         .as_ref()
@@ -323,13 +292,24 @@ fn plan_present(
         before,
         text,
     ));
+    let mut rc_changes = sysrc::Changes::new(Path::new(&params.rc_conf), &observed.rc);
     if enable_differs {
-        plan.diff(Diff::new(
-            format!("{} ({var})", params.rc_conf),
-            rc_line(&var, observed.enable.as_ref()),
-            rc_line(&var, Some(&RcValue::Literal(new_value.into()))),
-        ));
+        rc_changes.set(
+            &rcvar(&params.name),
+            if params.enabled { "YES" } else { "NO" },
+        )?;
     }
+    if !rc_changes.is_empty() {
+        rc_changes.apply_to(&find_tool("sysrc")?, plan)?;
+    }
+    if params.started && (!observed.running || content_differs) {
+        plan.step(StartService {
+            service: service_tool()?,
+            name: params.name.clone(),
+            enabled: params.enabled,
+        });
+    }
+
     plan.diff(Diff::new(
         format!("service {}", params.name),
         state_word(observed.running),
@@ -369,23 +349,10 @@ fn plan_absent(params: &Params, observed: &Observed, plan: &mut Plan) -> Result<
             "",
         ));
     }
-    let var = rcvar(&params.name);
-    if let Some(old) = &observed.enable {
-        let sysrc_tool = find_tool("sysrc")?;
-        let rc_conf = Path::new(&params.rc_conf);
-        let step = RunCmd::new(sysrc::delete(&sysrc_tool, rc_conf, &var)?);
-        plan.step(match old {
-            RcValue::Literal(v) => match sysrc::set(&sysrc_tool, rc_conf, &var, v) {
-                Ok(undo) => step.undo_with(undo),
-                Err(_) => step,
-            },
-            RcValue::Dynamic(_) => step,
-        });
-        plan.diff(Diff::new(
-            format!("{} ({var})", params.rc_conf),
-            rc_line(&var, Some(old)),
-            "",
-        ));
+    let mut rc_changes = sysrc::Changes::new(Path::new(&params.rc_conf), &observed.rc);
+    rc_changes.delete(&rcvar(&params.name))?;
+    if !rc_changes.is_empty() {
+        rc_changes.apply_to(&find_tool("sysrc")?, plan)?;
     }
     plan.diff(Diff::new(
         format!("service {}", params.name),

@@ -8,30 +8,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use warden_sim::host::{which, SimHost};
 
-struct Run {
-    result: Value,
-    code: i32,
-}
+type Run = warden_sim::host::ModuleRun;
 
 fn module(host: &SimHost, args: Value) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let args_path = dir.path().join("args");
-    std::fs::write(&args_path, args.to_string()).unwrap();
-    let out = host
-        .command(env!("CARGO_BIN_EXE_warden_rcd"))
-        .arg(&args_path)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(
-        stdout.lines().count(),
-        1,
-        "exactly one JSON line expected: {stdout}"
-    );
-    Run {
-        result: serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}")),
-        code: out.status.code().unwrap(),
-    }
+    host.run_module(env!("CARGO_BIN_EXE_warden_rcd"), &args)
 }
 
 fn whoami(flag: &str) -> String {
@@ -481,15 +461,30 @@ fn agents_provisioned_at_once_lose_nothing() {
     all_at_once(&host, &agents, json!({}));
     let rc_conf = host.read("/etc/rc.conf");
     for name in agents {
-        assert_eq!(rc_conf.matches(&format!("{name}_enable=\"YES\"\n")).count(), 1, "{name}: {rc_conf}");
+        assert_eq!(
+            rc_conf.matches(&format!("{name}_enable=\"YES\"\n")).count(),
+            1,
+            "{name}: {rc_conf}"
+        );
         assert!(host.path(&format!("/usr/local/etc/rc.d/{name}")).exists());
-        assert_eq!(host.tool("service", &[name, "status"]).status.code(), Some(0), "{name}");
+        assert_eq!(
+            host.tool("service", &[name, "status"]).status.code(),
+            Some(0),
+            "{name}"
+        );
     }
     // Edits rewrite rc.conf (sysrc's temp file + mv): only the host lock keeps them all.
     all_at_once(&host, &agents, json!({"enabled": false, "started": false}));
     let rc_conf = host.read("/etc/rc.conf");
     for name in agents {
-        assert!(rc_conf.contains(&format!("{name}_enable=\"NO\"\n")), "{name} lost its change: {rc_conf}");
-        assert_eq!(host.tool("service", &[name, "status"]).status.code(), Some(1), "{name}");
+        assert!(
+            rc_conf.contains(&format!("{name}_enable=\"NO\"\n")),
+            "{name} lost its change: {rc_conf}"
+        );
+        assert_eq!(
+            host.tool("service", &[name, "status"]).status.code(),
+            Some(1),
+            "{name}"
+        );
     }
 }

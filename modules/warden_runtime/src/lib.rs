@@ -12,7 +12,10 @@
 pub mod args;
 pub mod exec;
 pub mod fs;
+pub mod ifconfig;
+pub mod ipv4;
 pub mod lock;
+pub mod netconf;
 pub mod plan;
 pub mod rcconf;
 pub mod result;

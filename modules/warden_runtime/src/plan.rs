@@ -33,18 +33,21 @@ pub trait Step {
     }
 }
 
-/// Runs a command; optionally another command reverts it.
+/// Runs a command; optionally other commands revert it.
 pub struct RunCmd {
     pub cmd: Cmd,
-    pub undo: Option<Cmd>,
+    pub undo: Vec<Cmd>,
 }
 
 impl RunCmd {
     pub fn new(cmd: Cmd) -> Self {
-        RunCmd { cmd, undo: None }
+        RunCmd {
+            cmd,
+            undo: Vec::new(),
+        }
     }
     pub fn undo_with(mut self, undo: Cmd) -> Self {
-        self.undo = Some(undo);
+        self.undo.push(undo);
         self
     }
 }
@@ -60,10 +63,10 @@ impl Step for RunCmd {
         self.cmd.run().map(|_| ())
     }
     fn undo(&mut self) -> Result<()> {
-        match &self.undo {
-            Some(cmd) => cmd.run().map(|_| ()),
-            None => Ok(()),
+        for cmd in &self.undo {
+            cmd.run()?;
         }
+        Ok(())
     }
 }
 

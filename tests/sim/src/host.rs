@@ -73,6 +73,20 @@ impl Call {
     }
 }
 
+/// A module's reply: its one JSON object and exit code.
+#[derive(Debug, Clone)]
+pub struct ModuleRun {
+    pub result: serde_json::Value,
+    pub code: i32,
+}
+
+impl ModuleRun {
+    /// `result["msg"]` as text.
+    pub fn msg(&self) -> &str {
+        self.result["msg"].as_str().unwrap_or_default()
+    }
+}
+
 /// A fresh simulated host in a temporary directory (removed on drop, after stopping any
 /// tmux server whose socket lives under it).
 pub struct SimHost {
@@ -145,6 +159,29 @@ impl SimHost {
             .args(args)
             .output()
             .expect("cannot run a simulated tool")
+    }
+
+    /// Runs a module binary against this host the way Ansible does (`<module> <args file>`),
+    /// asserting it printed exactly one line of JSON.
+    pub fn run_module(&self, binary: &str, args: &serde_json::Value) -> ModuleRun {
+        let dir = tempfile::tempdir().expect("cannot create a temporary directory");
+        let args_path = dir.path().join("args");
+        fs::write(&args_path, args.to_string()).expect("cannot write the args file");
+        let out = self
+            .command(binary)
+            .arg(&args_path)
+            .output()
+            .expect("cannot run the module");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            stdout.lines().count(),
+            1,
+            "exactly one JSON line expected: {stdout}"
+        );
+        ModuleRun {
+            result: serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}")),
+            code: out.status.code().unwrap_or(-1),
+        }
     }
 
     /// Every logged call so far.

@@ -1,0 +1,358 @@
+//! warden_bridge_alias against a simulated FreeBSD host (simulated ifconfig and sysrc).
+
+use serde_json::{json, Value};
+use warden_sim::host::{ModuleRun, SimHost};
+
+fn module(host: &SimHost, args: Value) -> ModuleRun {
+    host.run_module(env!("CARGO_BIN_EXE_warden_bridge_alias"), &args)
+}
+
+fn params(host: &SimHost, addresses: &[&str]) -> Value {
+    json!({
+        "addresses": addresses,
+        "rc_conf": host.p("/etc/rc.conf"),
+        "lock_file": host.p("/var/run/warden.lock"),
+    })
+}
+
+fn with(mut base: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    base
+}
+
+/// The bridge's IPv4 lines as ifconfig prints them.
+fn inet_lines(host: &SimHost, interface: &str) -> Vec<String> {
+    let out = host.tool("ifconfig", &[interface]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("\tinet "))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// rc.conf lines that are not from the initial host.
+fn rc_lines(host: &SimHost) -> Vec<String> {
+    host.read("/etc/rc.conf")
+        .lines()
+        .filter(|l| {
+            !l.starts_with("hostname=")
+                && !l.starts_with("ifconfig_vtnet0=")
+                && !l.starts_with("sshd_enable=")
+        })
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn fresh_host_gets_the_bridge_and_the_first_address() {
+    let host = SimHost::new();
+    let run = module(&host, params(&host, &["10.0.0.1/24"]));
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert_eq!(run.result["changed"], true);
+    let ifconfig = host.bin.join("ifconfig").display().to_string();
+    let sysrc = host.bin.join("sysrc").display().to_string();
+    assert_eq!(
+        run.result["commands"],
+        json!([
+            format!("{ifconfig} bridge0 create"),
+            format!("{ifconfig} bridge0 name warden0"),
+            format!("{ifconfig} warden0 up"),
+            format!("{ifconfig} warden0 inet 10.0.0.1/24 alias"),
+            format!("{sysrc} -f {} cloned_interfaces=bridge0 ifconfig_bridge0_name=warden0 'ifconfig_warden0=inet 10.0.0.1/24'", host.p("/etc/rc.conf")),
+        ])
+    );
+    assert_eq!(run.result["addresses"], json!(["10.0.0.1/24"]));
+    assert_eq!(
+        inet_lines(&host, "warden0"),
+        ["inet 10.0.0.1 netmask 0xffffff00 broadcast 10.0.0.255"]
+    );
+    assert_eq!(
+        rc_lines(&host),
+        [
+            "cloned_interfaces=\"bridge0\"",
+            "ifconfig_bridge0_name=\"warden0\"",
+            "ifconfig_warden0=\"inet 10.0.0.1/24\""
+        ]
+    );
+
+    host.clear_calls();
+    let again = module(&host, params(&host, &["10.0.0.1/24"]));
+    assert_eq!(again.result["changed"], false, "{}", again.result);
+    assert!(
+        host.mutating_calls().is_empty(),
+        "{:?}",
+        host.mutating_calls()
+    );
+    assert_eq!(
+        host.calls().len(),
+        1,
+        "a no-op run reads the host once: {:?}",
+        host.calls()
+    );
+}
+
+#[test]
+fn agents_take_contiguous_aliases_and_removal_renumbers() {
+    let host = SimHost::new();
+    for addr in ["10.0.0.1/24", "10.0.1.1/24", "10.0.2.1/24", "10.0.3.1/24"] {
+        assert_eq!(module(&host, params(&host, &[addr])).code, 0);
+    }
+    assert_eq!(
+        rc_lines(&host)[2..],
+        [
+            "ifconfig_warden0=\"inet 10.0.0.1/24\"",
+            "ifconfig_warden0_alias0=\"inet 10.0.1.1/24\"",
+            "ifconfig_warden0_alias1=\"inet 10.0.2.1/24\"",
+            "ifconfig_warden0_alias2=\"inet 10.0.3.1/24\"",
+        ]
+    );
+    let run = module(
+        &host,
+        with(params(&host, &["10.0.1.1/24"]), json!({"state": "absent"})),
+    );
+    assert_eq!(run.result["changed"], true, "{}", run.result);
+    assert_eq!(
+        run.result["addresses"],
+        json!(["10.0.0.1/24", "10.0.2.1/24", "10.0.3.1/24"])
+    );
+    assert_eq!(
+        rc_lines(&host)[2..],
+        [
+            "ifconfig_warden0=\"inet 10.0.0.1/24\"",
+            "ifconfig_warden0_alias0=\"inet 10.0.2.1/24\"",
+            "ifconfig_warden0_alias1=\"inet 10.0.3.1/24\"",
+        ]
+    );
+    assert_eq!(inet_lines(&host, "warden0").len(), 3);
+    let again = module(
+        &host,
+        with(params(&host, &["10.0.1.1/24"]), json!({"state": "absent"})),
+    );
+    assert_eq!(again.result["changed"], false);
+}
+
+#[test]
+fn any_persisted_spelling_counts_as_persisted() {
+    let host = SimHost::new();
+    host.tool("ifconfig", &["bridge3", "create", "name", "warden0", "up"]);
+    for addr in ["10.0.0.1/24", "10.0.1.1/24", "10.0.2.1/24", "10.0.3.1/24"] {
+        host.tool("ifconfig", &["warden0", "inet", addr, "alias"]);
+    }
+    std::fs::write(
+        host.path("/etc/rc.conf"),
+        concat!(
+            "cloned_interfaces=\"bridge3\"\n",
+            "ifconfig_bridge3_name=\"warden0\"\n",
+            "ifconfig_warden0=\"inet 10.0.0.1 netmask 255.255.255.0 up\"\n",
+            "ifconfig_warden0_alias0='inet 10.0.1.1 netmask 0xffffff00'\n",
+            "ifconfig_warden0_aliases=\"inet 10.0.2.1/24\"\n",
+            "ipv4_addrs_warden0=\"10.0.3.1/24\"\n",
+        ),
+    )
+    .unwrap();
+    let before = host.snapshot();
+    let run = module(
+        &host,
+        params(
+            &host,
+            &["10.0.0.1/24", "10.0.1.1/24", "10.0.2.1/24", "10.0.3.1/24"],
+        ),
+    );
+    assert_eq!(run.result["changed"], false, "{}", run.result);
+    assert_eq!(host.snapshot(), before);
+}
+
+#[test]
+fn hand_made_bridge_is_reused_and_persisted() {
+    let host = SimHost::new();
+    host.tool("ifconfig", &["bridge", "create", "name", "warden0", "up"]);
+    host.tool("ifconfig", &["warden0", "inet", "10.0.0.1/24", "alias"]);
+    let run = module(&host, params(&host, &["10.0.0.1/24"]));
+    let sysrc = host.bin.join("sysrc").display().to_string();
+    assert_eq!(
+        run.result["commands"],
+        json!([format!("{sysrc} -f {} cloned_interfaces=bridge0 ifconfig_bridge0_name=warden0 'ifconfig_warden0=inet 10.0.0.1/24'", host.p("/etc/rc.conf"))]),
+        "the runtime bridge was renamed away from bridge0, so bridge0 is free to clone at boot"
+    );
+}
+
+#[test]
+fn refusals_change_nothing() {
+    let host = SimHost::new();
+    assert_eq!(
+        module(&host, params(&host, &["10.0.0.1/24", "10.0.1.1/24"])).code,
+        0
+    );
+    let before = host.snapshot();
+    host.clear_calls();
+    for (addresses, extra, needle) in [
+        (
+            vec!["10.0.5.0/24"],
+            json!({}),
+            "is the network address of 10.0.5.0/24",
+        ),
+        (vec!["10.0.5.255/24"], json!({}), "is the broadcast address"),
+        (vec!["8.8.8.1/24"], json!({}), "not in a private range"),
+        (
+            vec!["192.168.122.1/24"],
+            json!({}),
+            "overlaps vtnet0 (192.168.122.10/24)",
+        ),
+        (
+            vec!["10.0.1.5/24"],
+            json!({}),
+            "overlaps 10.0.1.1/24, another agent's subnet on warden0",
+        ),
+        (
+            vec!["10.0.0.1/16"],
+            json!({}),
+            "already on warden0 with prefix /24",
+        ),
+        (
+            vec!["10.0.8.1/24", "10.0.8.2/24"],
+            json!({}),
+            "overlap; each agent needs its own subnet",
+        ),
+        (vec!["fd00::1/64"], json!({}), "IPv6 is not supported"),
+        (vec!["10.0.9.1"], json!({}), "no prefix length"),
+        (
+            vec!["10.0.9.1/24"],
+            json!({"bridge": "warden-0"}),
+            "is not an interface name",
+        ),
+        (
+            vec!["10.0.9.1/24"],
+            json!({"bridge": "br1", "create": false}),
+            "does not exist and create is false",
+        ),
+        (
+            vec!["10.0.9.1/24"],
+            json!({"bridge": "vtnet0"}),
+            "exists but is not a bridge",
+        ),
+    ] {
+        let run = module(&host, with(params(&host, &addresses), extra.clone()));
+        assert_eq!(run.code, 1, "{addresses:?} {extra}: {}", run.result);
+        assert!(run.msg().contains(needle), "{addresses:?}: {}", run.msg());
+        assert_eq!(run.result["changed"], false);
+    }
+    assert_eq!(host.snapshot(), before);
+    assert!(host.mutating_calls().is_empty());
+}
+
+#[test]
+fn public_range_allowed_on_request() {
+    let host = SimHost::new();
+    let run = module(
+        &host,
+        with(
+            params(&host, &["100.64.1.1/24"]),
+            json!({"allow_public": true}),
+        ),
+    );
+    assert_eq!(run.code, 0, "{}", run.result);
+}
+
+#[test]
+fn check_mode_predicts_exactly_and_touches_nothing() {
+    let host = SimHost::new();
+    let before = host.snapshot();
+    let check = module(
+        &host,
+        with(
+            params(&host, &["10.0.0.1/24"]),
+            json!({"_ansible_check_mode": true, "_ansible_diff": true}),
+        ),
+    );
+    assert_eq!(check.code, 0, "{}", check.result);
+    assert_eq!(check.result["changed"], true);
+    assert_eq!(host.snapshot(), before);
+    assert!(host.mutating_calls().is_empty());
+    let diff = check.result["diff"].as_array().unwrap();
+    assert_eq!(diff[0]["after"], "cloned_interfaces=\"bridge0\"\nifconfig_bridge0_name=\"warden0\"\nifconfig_warden0=\"inet 10.0.0.1/24\"\n");
+    assert_eq!(
+        (diff[1]["before"].as_str(), diff[1]["after"].as_str()),
+        (Some(""), Some("10.0.0.1/24\n"))
+    );
+    let real = module(&host, params(&host, &["10.0.0.1/24"]));
+    assert_eq!(real.result["commands"], check.result["commands"]);
+}
+
+#[test]
+fn exclusive_removes_what_is_not_listed() {
+    let host = SimHost::new();
+    for addr in ["10.0.0.1/24", "10.0.1.1/24", "10.0.2.1/24"] {
+        module(&host, params(&host, &[addr]));
+    }
+    let run = module(
+        &host,
+        with(
+            params(&host, &["10.0.2.1/24", "10.0.7.1/24"]),
+            json!({"exclusive": true}),
+        ),
+    );
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert_eq!(
+        run.result["addresses"],
+        json!(["10.0.2.1/24", "10.0.7.1/24"])
+    );
+    assert_eq!(
+        rc_lines(&host)[2..],
+        [
+            "ifconfig_warden0=\"inet 10.0.7.1/24\"",
+            "ifconfig_warden0_alias0=\"inet 10.0.2.1/24\""
+        ]
+    );
+    assert_eq!(
+        module(
+            &host,
+            with(
+                params(&host, &["10.0.2.1/24", "10.0.7.1/24"]),
+                json!({"exclusive": true})
+            )
+        )
+        .result["changed"],
+        false
+    );
+}
+
+#[test]
+fn failed_persist_rolls_back_and_the_next_run_completes() {
+    let host = SimHost::new();
+    module(&host, params(&host, &["10.0.0.1/24"]));
+    let before = host.snapshot();
+    host.add_fault(
+        "sysrc",
+        "ifconfig_warden0_alias0",
+        1,
+        "sysrc: /etc/rc.conf: Read-only file system",
+    );
+    let run = module(&host, params(&host, &["10.0.1.1/24"]));
+    assert_eq!(run.code, 1, "{}", run.result);
+    assert!(
+        run.msg().contains("Read-only file system") && run.msg().contains("rolled back"),
+        "{}",
+        run.msg()
+    );
+    assert_eq!(host.snapshot(), before, "the runtime alias is undone");
+    host.clear_faults();
+    let run = module(&host, params(&host, &["10.0.1.1/24"]));
+    assert_eq!(run.result["changed"], true);
+    assert_eq!(inet_lines(&host, "warden0").len(), 2);
+}
+
+#[test]
+fn single_address_alias_and_persist_false() {
+    let host = SimHost::new();
+    let args = json!({"address": "10.0.4.1/24", "persist": false,
+                      "rc_conf": host.p("/etc/rc.conf"), "lock_file": host.p("/var/run/warden.lock")});
+    let run = module(&host, args);
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert_eq!(rc_lines(&host).len(), 0);
+    assert_eq!(
+        inet_lines(&host, "warden0"),
+        ["inet 10.0.4.1 netmask 0xffffff00 broadcast 10.0.4.255"]
+    );
+}
