@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # Module binaries built into library/ (each is a workspace package of the same name).
-MODULES := warden_rcd
+MODULES := warden_rcd warden_bridge_alias warden_pf_net
 SIM := target/debug/freebsd-sim
 SANDBOX := .sandbox
 export PATH := $(BIN):$(PATH)
@@ -43,8 +43,9 @@ demo: library venv sandbox
 		|| { echo "second run was not changed=0"; exit 1; }
 	@echo
 	@echo "Second run: changed=0. Where to look:"
-	@echo "  rc.d script    $(SANDBOX)/hosts/sim1/usr/local/etc/rc.d/mevy"
 	@echo "  rc.conf        $(SANDBOX)/hosts/sim1/etc/rc.conf"
+	@echo "  PF include     $(SANDBOX)/hosts/sim1/etc/pf.warden.conf (loaded: WARDEN_SIM_ROOT=$(CURDIR)/$(SANDBOX)/hosts/sim1 $(SANDBOX)/bin/pfctl -s nat)"
+	@echo "  rc.d script    $(SANDBOX)/hosts/sim1/usr/local/etc/rc.d/mevy"
 	@echo "  service state  WARDEN_SIM_ROOT=$(CURDIR)/$(SANDBOX)/hosts/sim1 $(SANDBOX)/bin/service mevy status"
 	@echo "  tmux session   tmux -S $(SANDBOX)/hosts/sim1/var/run/mevy.tmux attach -t mevy   (detach: C-b d)"
 	@echo "  tool calls     $(SANDBOX)/hosts/sim1/sim/calls.log"
@@ -75,9 +76,9 @@ sizes: library
 	@for m in $(MODULES); do printf '%-22s %8d bytes\n' $$m $$(wc -c < library/$$m); done
 
 ## bench: cost of converged runs (module alone vs the no-op floor, agent.yml re-run), sizes.
-bench: library venv sim
-	cargo build --release -p warden_probe
-	python bench/bench.py
+bench: library venv
+	cargo build --release -p warden_probe -p warden_sim
+	WARDEN_SIM_BIN=$(CURDIR)/target/release/freebsd-sim python bench/bench.py
 
 clean:
 	cargo clean

@@ -41,15 +41,27 @@ def timed(fn, runs):
     }
 
 
+# Each module's args are told apart by a parameter only it has.
+SIGNATURES = {"warden_rcd": "tmux_path", "warden_bridge_alias": "addresses", "warden_pf_net": "subnets"}
+
+
 def module_args(box):
-    """warden_rcd's args as the playbook sends them, captured from a real task."""
+    """Every warden module's args as the playbook sends them, captured from a real run."""
     rc, out, _ = box.playbook(
         "playbooks/agent.yml", "-e", "agent_name=mevy", "-vvv", env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
     )
     assert rc == 0, out
-    start = out.index('"invocation"')
-    args = json.JSONDecoder().raw_decode(out[out.index("{", start + 12):])[0]["module_args"]
-    return args
+    found = {}
+    decoder = json.JSONDecoder()
+    at = 0
+    while (at := out.find('"invocation"', at)) != -1:
+        args = decoder.raw_decode(out[out.index("{", at + 12):])[0]["module_args"]
+        for module, key in SIGNATURES.items():
+            if key in args:
+                found[module] = args
+        at += 12
+    assert set(found) == set(SIGNATURES), found.keys()
+    return found
 
 
 def run_module(binary, args_path, env):
@@ -63,29 +75,29 @@ def main():
     path = Path(tempfile.mkdtemp(prefix="wbench", dir="/tmp"))
     box = Sandbox(path / "s", ["sim1"])
     try:
-        args = module_args(box)
+        all_args = module_args(box)
         env = box.env()
         env["PATH"] = f"{box.path / 'bin'}:{env['PATH']}"
         env["WARDEN_SIM_ROOT"] = str(box.root())
-        args_file = path / "rcd.args"
-        args_file.write_text(json.dumps(args))
+        calls_log = box.root() / "sim" / "calls.log"
+        alone = {}
+        for module, args in sorted(all_args.items()):
+            args_file = path / f"{module}.args"
+            args_file.write_text(json.dumps(args))
+            binary = REPO / "library" / module
+            calls_log.write_text("")
+            run_module(binary, args_file, env)
+            calls = len(calls_log.read_text().splitlines())
+            alone[module] = {**timed(lambda: run_module(binary, args_file, env), RUNS), "tool_calls_per_run": calls}
         probe_args = path / "probe.args"
         probe_args.write_text(json.dumps({"name": "noop"}))
         probe = REPO / "target" / "release" / "warden_probe"
-
-        calls_log = box.root() / "sim" / "calls.log"
-        calls_log.write_text("")
-        run_module(REPO / "library" / "warden_rcd", args_file, env)
-        calls_per_run = len(calls_log.read_text().splitlines())
+        alone["warden_probe (floor)"] = timed(lambda: run_module(probe, probe_args, env), RUNS)
 
         results = {
             "date": time.strftime("%Y-%m-%d"),
             "machine": f"{platform.machine()} {platform.system()} {os.cpu_count()} cpus",
-            "module_alone": {
-                "warden_rcd": {**timed(lambda: run_module(REPO / "library" / "warden_rcd", args_file, env), RUNS),
-                               "tool_calls_per_run": calls_per_run},
-                "warden_probe (floor)": timed(lambda: run_module(probe, probe_args, env), RUNS),
-            },
+            "module_alone": alone,
             "agent_yml_rerun": timed(
                 lambda: box.playbook("playbooks/agent.yml", "-e", "agent_name=mevy")[0] == 0 or sys.exit("re-run failed"),
                 PLAYBOOK_RUNS,

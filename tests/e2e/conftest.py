@@ -42,18 +42,27 @@ class Sandbox:
         )
         return env
 
-    def playbook(self, *args, env=None):
-        """Runs ansible-playbook from the repository; returns (rc, output, recap by host)."""
-        proc = subprocess.run(
+    def start_playbook(self, *args, env=None):
+        """Starts ansible-playbook from the repository; finish it with `finish`."""
+        return subprocess.Popen(
             [BIN / "ansible-playbook", *map(str, args)],
             cwd=REPO,
             env={**self.env(), **(env or {})},
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
-        output = proc.stdout + proc.stderr
+
+    @staticmethod
+    def finish(proc):
+        """Waits for a started playbook; returns (rc, output, recap by host)."""
+        output, _ = proc.communicate()
         recap = {m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"} for m in RECAP.finditer(output)}
         return proc.returncode, output, recap
+
+    def playbook(self, *args, env=None):
+        """Runs ansible-playbook from the repository; returns (rc, output, recap by host)."""
+        return self.finish(self.start_playbook(*args, env=env))
 
     def tool(self, tool, *args, host="sim1"):
         env = self.env()
@@ -93,6 +102,11 @@ def mutating(call):
             return False
         operands = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "-f")]
         return any("=" in a for a in operands)
+    if tool == "pfctl":
+        flags = "".join(a[1:] for a in argv if a.startswith("-"))
+        return any(f in flags for f in "edF") or ("f" in flags and "n" not in flags)
+    if tool == "sysctl":
+        return any("=" in a for a in argv)
     if tool == "ifconfig":
         return not (len(argv) <= 1 or argv[0] in ("-l", "-g", "-C", "-a"))
     return True

@@ -30,8 +30,9 @@ def test_check_mode_on_a_fresh_host_changes_nothing(sandbox):
     before = sandbox.snapshot()
     rc, out, recap = sandbox.playbook(*AGENT, "--check", "--diff")
     assert rc == 0, out
-    assert recap["sim1"]["changed"] == 1, out
+    assert recap["sim1"]["changed"] == 3, out
     assert "+mevy_enable=\"YES\"" in out
+    assert "+warden_net = \"{ 10.0.1.0/24 }\"" in out
     assert sandbox.snapshot() == before
     assert [c for c in sandbox.calls() if mutating(c)] == []
     assert sandbox.tool("service", "mevy", "status").returncode == 1
@@ -46,7 +47,7 @@ def test_check_mode_after_provisioning_reports_no_change(sandbox):
 def test_unknown_agent_fails_listing_known_ones(sandbox):
     rc, out, _ = sandbox.playbook("playbooks/agent.yml", "-e", "agent_name=nosuch")
     assert rc != 0
-    assert "unknown agent 'nosuch'; known agents: mevy" in out
+    assert "unknown agent 'nosuch'; known agents: clawdie, mevy" in out
 
 
 def test_missing_agent_name_is_explained(sandbox):
@@ -73,5 +74,6 @@ def test_bad_settings_fail_before_any_change(sandbox):
 def test_service_tag_runs_only_the_service_step(sandbox):
     rc, out, recap = sandbox.playbook(*AGENT, "--tags", "service")
     assert rc == 0 and recap["sim1"]["changed"] == 1, out
-    rc, out, recap = sandbox.playbook(*AGENT, "--tags", "network")
+    assert not (sandbox.root() / "etc" / "pf.warden.conf").exists()
+    rc, out, recap = sandbox.playbook(*AGENT, "--tags", "service")
     assert rc == 0 and recap["sim1"]["changed"] == 0, out

@@ -16,6 +16,7 @@ pub mod ifconfig;
 pub mod ipv4;
 pub mod lock;
 pub mod netconf;
+pub mod pfctl;
 pub mod plan;
 pub mod rcconf;
 pub mod result;
@@ -23,6 +24,7 @@ pub mod runtime;
 pub mod service;
 pub mod shell;
 pub mod spec;
+pub mod sysctl;
 pub mod sysrc;
 
 pub use exec::{find_tool, Cmd};

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::json;
 
-use crate::{ifconfig, init, service, sysrc};
+use crate::{ifconfig, init, pfctl, service, sysctl, sysrc};
 
 /// What a simulated tool printed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -76,6 +76,8 @@ pub fn main(argv: &[String]) -> i32 {
             "ifconfig" => ifconfig::run(&root, args),
             "sysrc" => sysrc::run(&root, args),
             "service" => service::run(&root, args),
+            "pfctl" => pfctl::run(&root, args),
+            "sysctl" => sysctl::run(&root, args),
             other => Out::err(
                 SIM_FAILURE,
                 format!("freebsd-sim: no simulated tool named `{other}`\n"),

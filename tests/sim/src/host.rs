@@ -32,7 +32,7 @@ impl Call {
 
     /// True for invocations that can change the host. Read-only forms: `ifconfig` listing
     /// and status, `sysrc` queries and `-c` checks, `service … status|onestatus|enabled`,
-    /// `service -e|-l`.
+    /// `service -e|-l`, `pfctl -s …` and `pfctl -n …`, `sysctl` reads.
     pub fn mutates(&self) -> bool {
         let args: Vec<&str> = self.argv.iter().map(String::as_str).collect();
         match self.tool.as_str() {
@@ -64,6 +64,18 @@ impl Call {
                 }
                 !check_or_query && operands.iter().any(|o| o.contains('='))
             }
+            "pfctl" => {
+                let flags: String = args
+                    .iter()
+                    .filter(|a| a.starts_with('-'))
+                    .map(|a| &a[1..])
+                    .collect();
+                flags.contains('e')
+                    || flags.contains('d')
+                    || flags.contains('F')
+                    || (flags.contains('f') && !flags.contains('n'))
+            }
+            "sysctl" => args.iter().any(|a| a.contains('=')),
             "service" => !matches!(
                 args.as_slice(),
                 ["-e"] | ["-l"] | [_, "status" | "onestatus" | "enabled" | "rcvar" | "describe"]

@@ -1,4 +1,5 @@
-//! A simulated FreeBSD host for warden's tests: fake `ifconfig`, `sysrc` and `service`
+//! A simulated FreeBSD host for warden's tests: fake `ifconfig`, `sysrc`, `service`, `pfctl`
+//! and `sysctl`
 //! (one multi-call binary, `freebsd-sim`) whose state lives under one directory per host,
 //! named by `$WARDEN_SIM_ROOT`, plus [`host::SimHost`] to drive it from tests.
 //!
@@ -9,8 +10,10 @@ pub mod dispatch;
 pub mod host;
 pub mod ifconfig;
 pub mod init;
+pub mod pfctl;
 pub mod service;
+pub mod sysctl;
 pub mod sysrc;
 
 /// The tools the simulator answers to (the basenames of its links).
-pub const TOOLS: [&str; 3] = ["ifconfig", "sysrc", "service"];
+pub const TOOLS: [&str; 5] = ["ifconfig", "sysrc", "service", "pfctl", "sysctl"];
