@@ -107,6 +107,15 @@ def mutating(call):
         return any(f in flags for f in "edF") or ("f" in flags and "n" not in flags)
     if tool == "sysctl":
         return any("=" in a for a in argv)
+    if tool == "jls":
+        return False
+    if tool == "bastille":
+        return not (
+            argv[:1] in (["-v"], ["--version"], ["version"], ["list"])
+            or (len(argv) == 4 and argv[0] == "config" and argv[2] == "get")
+            or (len(argv) >= 3 and argv[0] == "pkg" and argv[2] == "query")
+            or (len(argv) == 4 and argv[0] == "service" and argv[3] == "status")
+        )
     if tool == "ifconfig":
         return not (len(argv) <= 1 or argv[0] in ("-l", "-g", "-C", "-a"))
     return True

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::json;
 
-use crate::{ifconfig, init, pfctl, service, sysctl, sysrc};
+use crate::{bastille, ifconfig, init, pfctl, service, sysctl, sysrc};
 
 /// What a simulated tool printed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -78,6 +78,8 @@ pub fn main(argv: &[String]) -> i32 {
             "service" => service::run(&root, args),
             "pfctl" => pfctl::run(&root, args),
             "sysctl" => sysctl::run(&root, args),
+            "bastille" => bastille::run(&root, args),
+            "jls" => bastille::jls(&root, args),
             other => Out::err(
                 SIM_FAILURE,
                 format!("freebsd-sim: no simulated tool named `{other}`\n"),

@@ -76,6 +76,15 @@ impl Call {
                     || (flags.contains('f') && !flags.contains('n'))
             }
             "sysctl" => args.iter().any(|a| a.contains('=')),
+            "jls" => false,
+            "bastille" => !matches!(
+                args.as_slice(),
+                ["-v" | "--version" | "version"]
+                    | ["list", ..]
+                    | ["config", _, "get", _]
+                    | ["pkg", _, "query", ..]
+                    | ["service", _, _, "status"]
+            ),
             "service" => !matches!(
                 args.as_slice(),
                 ["-e"] | ["-l"] | [_, "status" | "onestatus" | "enabled" | "rcvar" | "describe"]

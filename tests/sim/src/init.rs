@@ -59,6 +59,9 @@ pub fn init_host(root: &Path, hostname: Option<&str>) -> Result<()> {
         "tmp",
         "home",
         "sim",
+        "usr/local/etc/bastille",
+        "usr/local/bastille/jails",
+        "usr/local/bastille/releases",
     ] {
         fs::create_dir_all(root.join(dir)).with_context(|| format!("cannot create {dir}"))?;
     }
@@ -78,6 +81,15 @@ pub fn init_host(root: &Path, hostname: Option<&str>) -> Result<()> {
         "etc/rc.subr",
         &RC_SUBR.replace("@ROOT@", &root_text),
         0o444,
+    )?;
+    // Bastille's configuration (bastille.conf.sample defaults, prefix under the host root).
+    write(
+        root,
+        "usr/local/etc/bastille/bastille.conf",
+        &format!(
+            "bastille_prefix=\"{root_text}/usr/local/bastille\"\nbastille_network_gateway=\"\"\n"
+        ),
+        0o644,
     )?;
     for locale in LOCALES {
         let dir = root.join("usr/share/locale").join(locale);

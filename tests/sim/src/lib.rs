@@ -1,11 +1,12 @@
-//! A simulated FreeBSD host for warden's tests: fake `ifconfig`, `sysrc`, `service`, `pfctl`
-//! and `sysctl`
+//! A simulated FreeBSD host for warden's tests: fake `ifconfig`, `sysrc`, `service`, `pfctl`,
+//! `sysctl`, `bastille` and `jls`
 //! (one multi-call binary, `freebsd-sim`) whose state lives under one directory per host,
 //! named by `$WARDEN_SIM_ROOT`, plus [`host::SimHost`] to drive it from tests.
 //!
 //! The fakes reproduce the real tools' output formats, messages and exit codes as recorded
 //! from FreeBSD's sources and real runs; each file cites its sources.
 
+pub mod bastille;
 pub mod dispatch;
 pub mod host;
 pub mod ifconfig;
@@ -16,4 +17,6 @@ pub mod sysctl;
 pub mod sysrc;
 
 /// The tools the simulator answers to (the basenames of its links).
-pub const TOOLS: [&str; 5] = ["ifconfig", "sysrc", "service", "pfctl", "sysctl"];
+pub const TOOLS: [&str; 7] = [
+    "ifconfig", "sysrc", "service", "pfctl", "sysctl", "bastille", "jls",
+];

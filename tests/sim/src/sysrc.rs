@@ -211,23 +211,7 @@ impl Ctx<'_> {
 
     /// Sources defaults and files in sh; `None` when the variable is unknown.
     fn value(&self, name: &str) -> Option<String> {
-        let script = format!(
-            "for f in \"$@\"; do if [ -f \"$f\" ]; then . \"$f\" >/dev/null 2>&1; fi; done; \
-             if [ \"${{{name}+set}}\" = set ]; then printf '%s' \"${{{name}}}\"; else exit 3; fi"
-        );
-        let out = Command::new("/bin/sh")
-            .env_clear()
-            .env("PATH", "")
-            .arg("-c")
-            .arg(script)
-            .arg("sh")
-            .arg(self.defaults)
-            .args(&self.opts.files)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        eval(self.defaults, &self.opts.files, name)
     }
 
     /// The file holding the last assignment (searching files last to first, then the
@@ -322,6 +306,31 @@ impl Ctx<'_> {
         }
         Out::default()
     }
+}
+
+/// The value of `name` after sourcing `defaults` and `files` in `/bin/sh` with an empty
+/// environment and `PATH` unset, as `f_sysrc_get` does; `None` when it is unknown.
+pub fn eval(defaults: &Path, files: &[PathBuf], name: &str) -> Option<String> {
+    if !valid_name(name) {
+        return None;
+    }
+    let script = format!(
+        "for f in \"$@\"; do if [ -f \"$f\" ]; then . \"$f\" >/dev/null 2>&1; fi; done; \
+         if [ \"${{{name}+set}}\" = set ]; then printf '%s' \"${{{name}}}\"; else exit 3; fi"
+    );
+    let out = Command::new("/bin/sh")
+        .env_clear()
+        .env("PATH", "")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .arg(defaults)
+        .args(files)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `^[[:space:]]*name=`

@@ -1,0 +1,330 @@
+//! The simulated Bastille against the behaviour recorded from Bastille's sources, per version.
+
+use warden_sim::host::SimHost;
+
+fn run(host: &SimHost, tool: &str, args: &[&str]) -> (String, String, i32) {
+    let out = host.tool(tool, args);
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+fn host_with_bridge(version: &str) -> SimHost {
+    let host = SimHost::new();
+    std::fs::write(host.path("/sim/bastille.version"), version).unwrap();
+    host.tool("ifconfig", &["bridge0", "create", "name", "warden0", "up"]);
+    assert_eq!(run(&host, "bastille", &["bootstrap", "14.2-RELEASE"]).2, 0);
+    host
+}
+
+#[test]
+fn bastille_1_4_4_create_start_stop_and_messages() {
+    let host = host_with_bridge("1.4.4");
+    let (out, err, rc) = run(
+        &host,
+        "bastille",
+        &[
+            "create",
+            "-B",
+            "mevy-git",
+            "14.2-RELEASE",
+            "10.0.1.2/24",
+            "warden0",
+        ],
+    );
+    assert_eq!((out.as_str(), rc), ("\n", 1));
+    assert!(
+        err.ends_with("[ERROR]: VNET jail names may not contain (-|_) characters.\n"),
+        "{err}"
+    );
+    let (out, err, rc) = run(
+        &host,
+        "bastille",
+        &[
+            "create",
+            "-B",
+            "-g",
+            "10.0.1.1",
+            "mevygit",
+            "14.2-RELEASE",
+            "10.0.1.2/24",
+            "warden0",
+        ],
+    );
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(out, "mevygit: created\n");
+    assert!(
+        err.contains("\nValid IP: 10.0.1.2/24\n"),
+        "1.4.x info goes to stderr: {err}"
+    );
+    let rc_conf = host.read("/usr/local/bastille/jails/mevygit/root/etc/rc.conf");
+    assert!(
+        rc_conf.starts_with(
+            "ifconfig_e0b_mevygit_name=\"vnet0\"\nifconfig_vnet0=\"inet 10.0.1.2/24\"\n"
+        ),
+        "{rc_conf}"
+    );
+    assert!(rc_conf.contains("defaultrouter=\"10.0.1.1\"\n"));
+    let conf = host.read("/usr/local/bastille/jails/mevygit/jail.conf");
+    assert!(
+        conf.contains("  vnet;\n  vnet.interface = e0b_mevygit;\n")
+            && conf.contains("ifconfig warden0 addm e0a_mevygit")
+    );
+    assert_eq!(run(&host, "jls", &["name"]).0, "mevygit\n");
+    assert!(
+        String::from_utf8_lossy(&host.tool("ifconfig", &["warden0"]).stdout)
+            .contains("member: e0a_mevygit")
+    );
+
+    assert_eq!(
+        run(&host, "bastille", &["start", "mevygit"]),
+        (
+            String::new(),
+            "\n[mevygit]:\nJail is already running.\n".into(),
+            0
+        )
+    );
+    assert_eq!(
+        run(&host, "bastille", &["stop", "mevygit"]).0,
+        "mevygit: removed\n"
+    );
+    assert_eq!(
+        run(&host, "bastille", &["stop", "mevygit"]),
+        (
+            String::new(),
+            "\n[mevygit]:\nJail is already stopped.\n".into(),
+            0
+        )
+    );
+    assert_eq!(
+        run(&host, "jls", &["-j", "mevygit", "jid"]),
+        (String::new(), "jls: jail \"mevygit\" not found\n".into(), 1)
+    );
+    // Loose target matching: a prefix finds the jail.
+    assert_eq!(
+        run(&host, "bastille", &["start", "mevy"]).0,
+        "mevygit: created\n"
+    );
+    assert_eq!(run(&host, "bastille", &["list", "jails"]).0, "mevygit\n");
+    assert_eq!(
+        run(&host, "bastille", &["list"]).0,
+        " JID  Name     Boot  Prio  State  Type  IP Address  Published Ports  Release          Tags\n 2    mevygit  on    99    Up     thin  10.0.1.2    -                14.2-RELEASE-p1  -\n",
+        "a restarted jail gets a new JID"
+    );
+}
+
+#[test]
+fn long_names_get_bastille_n_epairs_on_1_1_1_and_later() {
+    let host = host_with_bridge("1.4.4");
+    assert_eq!(
+        run(
+            &host,
+            "bastille",
+            &[
+                "create",
+                "-B",
+                "mevyllamacpp",
+                "14.2-RELEASE",
+                "10.0.1.4/24",
+                "warden0"
+            ]
+        )
+        .2,
+        0
+    );
+    let conf = host.read("/usr/local/bastille/jails/mevyllamacpp/jail.conf");
+    assert!(conf.contains("vnet.interface = e0b_bastille0;"), "{conf}");
+    let rc_conf = host.read("/usr/local/bastille/jails/mevyllamacpp/root/etc/rc.conf");
+    assert!(
+        rc_conf.contains("defaultrouter=\"192.168.122.1\""),
+        "without -g the host's default route: {rc_conf}"
+    );
+}
+
+#[test]
+fn bastille_1_0_accepts_dashes_and_0_14_lists_like_jls() {
+    let host = host_with_bridge("1.0.20250714");
+    let (out, _, rc) = run(
+        &host,
+        "bastille",
+        &[
+            "create",
+            "-B",
+            "mevy-git",
+            "14.2-RELEASE",
+            "10.0.1.2/24",
+            "warden0",
+        ],
+    );
+    assert_eq!(rc, 0);
+    assert!(
+        out.starts_with("\nCreating jail: mevy-git..."),
+        "before 1.4 info goes to stdout: {out}"
+    );
+    let (_, err, rc) = run(&host, "bastille", &["destroy", "-a", "mevy-git"]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("[ERROR]: Invalid input. Please answer 'y' or 'n'."));
+    assert_eq!(
+        run(&host, "bastille", &["destroy", "-a", "-y", "mevy-git"]).2,
+        0
+    );
+    assert_eq!(run(&host, "bastille", &["list", "jails"]).0, "");
+
+    let old = host_with_bridge("0.14.20250420");
+    assert_eq!(
+        run(
+            &old,
+            "bastille",
+            &[
+                "create",
+                "-B",
+                "mevy-git",
+                "14.2-RELEASE",
+                "10.0.1.2/24",
+                "warden0"
+            ]
+        )
+        .2,
+        0
+    );
+    assert_eq!(
+        run(&old, "bastille", &["list"]).0,
+        "   JID  IP Address      Hostname                      Path\n     1                  mevy-git                      mevy-git\n"
+    );
+    let all = run(&old, "bastille", &["list", "all"]).0;
+    assert!(
+        all.starts_with(" JID  Boot  Prio  State  IP Address  Published Ports  Hostname  Release"),
+        "{all}"
+    );
+}
+
+#[test]
+fn pkg_sysrc_service_inside_a_jail() {
+    let host = host_with_bridge("1.4.4");
+    run(
+        &host,
+        "bastille",
+        &[
+            "create",
+            "-B",
+            "-g",
+            "10.0.1.1",
+            "mevycms",
+            "14.2-RELEASE",
+            "10.0.1.3/24",
+            "warden0",
+        ],
+    );
+    let (out, _, rc) = run(
+        &host,
+        "bastille",
+        &["pkg", "-y", "mevycms", "install", "-y", "nginx", "git"],
+    );
+    assert_eq!(rc, 0);
+    assert!(
+        out.contains("[mevycms] [1/2] Installing nginx-1.0..."),
+        "{out}"
+    );
+    assert_eq!(
+        run(&host, "bastille", &["pkg", "mevycms", "query", "%n"]).0,
+        "nginx\ngit\n"
+    );
+    let (_, err, rc) = run(
+        &host,
+        "bastille",
+        &["pkg", "mevycms", "install", "-y", "nosuchpkg"],
+    );
+    assert_eq!(rc, 1);
+    assert!(
+        err.contains("No packages available to install matching 'nosuchpkg'")
+            && err.contains("[ERROR]: Command failed on 1 jails."),
+        "{err}"
+    );
+    assert_eq!(run(&host, "bastille", &["service", "mevycms", "nginx", "start"]).0, "Cannot 'start' nginx. Set nginx_enable to YES in /etc/rc.conf or use 'onestart' instead of 'start'.\n");
+    assert_eq!(
+        run(&host, "bastille", &["sysrc", "mevycms", "nginx_enable=YES"]).0,
+        "nginx_enable:  -> YES\n"
+    );
+    assert_eq!(
+        run(&host, "bastille", &["service", "mevycms", "nginx", "start"]).0,
+        "Starting nginx.\n"
+    );
+    assert_eq!(
+        run(
+            &host,
+            "bastille",
+            &["service", "mevycms", "nginx", "status"]
+        )
+        .2,
+        0
+    );
+    // Restarting the jail starts enabled services again.
+    run(&host, "bastille", &["restart", "mevycms"]);
+    assert_eq!(
+        run(
+            &host,
+            "bastille",
+            &["service", "mevycms", "nginx", "status"]
+        )
+        .2,
+        0
+    );
+    run(&host, "bastille", &["stop", "mevycms"]);
+    assert_eq!(
+        run(
+            &host,
+            "bastille",
+            &["pkg", "mevycms", "install", "-y", "git"]
+        ),
+        (
+            String::new(),
+            "\n[mevycms]:\nJail is not running.\nUse [-a|--auto] to auto-start the jail.\n".into(),
+            0
+        )
+    );
+}
+
+#[test]
+fn missing_release_and_bridge() {
+    let host = SimHost::new();
+    let (_, err, rc) = run(
+        &host,
+        "bastille",
+        &[
+            "create",
+            "-B",
+            "x",
+            "14.2-RELEASE",
+            "10.0.1.2/24",
+            "warden0",
+        ],
+    );
+    assert_eq!(rc, 1);
+    assert!(
+        err.contains("[ERROR]: Interface is not a bridge: warden0"),
+        "{err}"
+    );
+    host.tool("ifconfig", &["bridge0", "create", "name", "warden0", "up"]);
+    let (_, err, _) = run(
+        &host,
+        "bastille",
+        &[
+            "create",
+            "-B",
+            "x",
+            "14.2-RELEASE",
+            "10.0.1.2/24",
+            "warden0",
+        ],
+    );
+    assert!(
+        err.contains("[ERROR]: Release must be bootstrapped first.\nSee 'bastille bootstrap'."),
+        "{err}"
+    );
+    assert_eq!(
+        run(&host, "bastille", &["-v"]),
+        (String::new(), "1.4.4\n".into(), 0)
+    );
+}
