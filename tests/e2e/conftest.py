@@ -109,6 +109,8 @@ def mutating(call):
         return any("=" in a for a in argv)
     if tool == "jls":
         return False
+    if tool == "pkg":
+        return not (len(argv) >= 3 and argv[0] == "-r" and argv[2] in ("query", "info"))
     if tool == "bastille":
         return not (
             argv[:1] in (["-v"], ["--version"], ["version"], ["list"])

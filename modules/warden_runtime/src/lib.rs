@@ -10,6 +10,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod args;
+pub mod bastille;
 pub mod exec;
 pub mod fs;
 pub mod ifconfig;

@@ -127,6 +127,71 @@ impl Step for Verify {
     }
 }
 
+/// Runs a command whose exit status cannot be trusted (tools that exit 0 after failing,
+/// such as Bastille), then checks the state it should have produced. A non-zero exit is
+/// still a failure; a zero exit with the check failing is reported with the tool's output.
+pub struct Checked {
+    pub cmd: Cmd,
+    /// What must hold afterwards, e.g. "jail mevygit runs".
+    pub what: String,
+    pub check: Box<dyn FnMut() -> Result<bool>>,
+    pub undo: Vec<Cmd>,
+}
+
+impl Checked {
+    pub fn new(
+        cmd: Cmd,
+        what: impl Into<String>,
+        check: impl FnMut() -> Result<bool> + 'static,
+    ) -> Self {
+        Checked {
+            cmd,
+            what: what.into(),
+            check: Box::new(check),
+            undo: Vec::new(),
+        }
+    }
+    pub fn undo_with(mut self, undo: Cmd) -> Self {
+        self.undo.push(undo);
+        self
+    }
+}
+
+impl Step for Checked {
+    fn describe(&self) -> String {
+        self.cmd.to_string()
+    }
+    fn command(&self) -> Option<String> {
+        Some(self.cmd.to_string())
+    }
+    fn apply(&mut self) -> Result<()> {
+        let out = self.cmd.run()?;
+        if (self.check)()? {
+            return Ok(());
+        }
+        let said = format!("{}{}", out.stdout, out.stderr);
+        let said = said.trim();
+        if said.is_empty() {
+            anyhow::bail!(
+                "`{}` exited 0 but afterwards {} is not true",
+                self.cmd,
+                self.what
+            )
+        }
+        anyhow::bail!(
+            "`{}` exited 0 but afterwards {} is not true; it said: {said}",
+            self.cmd,
+            self.what
+        )
+    }
+    fn undo(&mut self) -> Result<()> {
+        for cmd in &self.undo {
+            cmd.run()?;
+        }
+        Ok(())
+    }
+}
+
 /// One entry of Ansible's `diff` (before/after text with headers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diff {

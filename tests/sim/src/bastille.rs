@@ -1185,6 +1185,35 @@ fn jail_service(jroot: &Path, args: &[String]) -> Out {
     }
 }
 
+/// The host's pkg(8) for what warden needs of it: `pkg -r <jail root> query %n` lists the
+/// packages installed in a jail's root without entering the jail.
+pub fn host_pkg(args: &[String]) -> Out {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["-r", jroot, rest @ ..] if matches!(rest.first(), Some(&"query") | Some(&"info")) => {
+            let jroot = Path::new(jroot);
+            if !jroot.join("var/db/pkg").is_dir() {
+                return Out::err(
+                    1,
+                    format!(
+                        "pkg: Unable to open the database in {}/var/db/pkg\n",
+                        jroot.display()
+                    ),
+                );
+            }
+            pkg(
+                jroot,
+                "",
+                &rest.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+        }
+        _ => Out::err(
+            SIM_FAILURE,
+            format!("freebsd-sim: pkg {} is not simulated\n", args.join(" ")),
+        ),
+    }
+}
+
 fn jls_table(root: &Path) -> String {
     let running = Running::load(root);
     let mut out = String::from("   JID  IP Address      Hostname                      Path\n");

@@ -80,6 +80,7 @@ pub fn main(argv: &[String]) -> i32 {
             "sysctl" => sysctl::run(&root, args),
             "bastille" => bastille::run(&root, args),
             "jls" => bastille::jls(&root, args),
+            "pkg" => bastille::host_pkg(args),
             other => Out::err(
                 SIM_FAILURE,
                 format!("freebsd-sim: no simulated tool named `{other}`\n"),

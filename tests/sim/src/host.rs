@@ -77,6 +77,7 @@ impl Call {
             }
             "sysctl" => args.iter().any(|a| a.contains('=')),
             "jls" => false,
+            "pkg" => !matches!(args.as_slice(), ["-r", _, "query" | "info", ..]),
             "bastille" => !matches!(
                 args.as_slice(),
                 ["-v" | "--version" | "version"]

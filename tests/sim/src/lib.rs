@@ -1,5 +1,5 @@
 //! A simulated FreeBSD host for warden's tests: fake `ifconfig`, `sysrc`, `service`, `pfctl`,
-//! `sysctl`, `bastille` and `jls`
+//! `sysctl`, `bastille`, `jls` and `pkg`
 //! (one multi-call binary, `freebsd-sim`) whose state lives under one directory per host,
 //! named by `$WARDEN_SIM_ROOT`, plus [`host::SimHost`] to drive it from tests.
 //!
@@ -17,6 +17,6 @@ pub mod sysctl;
 pub mod sysrc;
 
 /// The tools the simulator answers to (the basenames of its links).
-pub const TOOLS: [&str; 7] = [
-    "ifconfig", "sysrc", "service", "pfctl", "sysctl", "bastille", "jls",
+pub const TOOLS: [&str; 8] = [
+    "ifconfig", "sysrc", "service", "pfctl", "sysctl", "bastille", "jls", "pkg",
 ];

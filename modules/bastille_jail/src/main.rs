@@ -1,0 +1,3 @@
+fn main() {
+    warden_runtime::run::<bastille_jail::BastilleJail>()
+}

@@ -1,0 +1,478 @@
+//! bastille_jail against the simulated Bastille (several versions), jls, pkg and sysrc.
+
+use serde_json::{json, Value};
+use warden_sim::host::{ModuleRun, SimHost};
+
+fn module(host: &SimHost, args: Value) -> ModuleRun {
+    host.run_module(env!("CARGO_BIN_EXE_bastille_jail"), &args)
+}
+
+fn host(version: &str) -> SimHost {
+    let host = SimHost::new();
+    std::fs::write(host.path("/sim/bastille.version"), version).unwrap();
+    host.tool("ifconfig", &["bridge0", "create", "name", "warden0", "up"]);
+    host.tool("ifconfig", &["warden0", "inet", "10.0.1.1/24", "alias"]);
+    host.clear_calls();
+    host
+}
+
+fn params(host: &SimHost, name: &str, ip: &str) -> Value {
+    json!({
+        "name": name,
+        "release": "14.2-RELEASE",
+        "ip": ip,
+        "bootstrap": true,
+        "bastille_prefix": host.p("/usr/local/bastille"),
+        "lock_file": host.p("/var/run/warden.lock"),
+    })
+}
+
+fn with(mut base: Value, extra: Value) -> Value {
+    for (k, v) in extra.as_object().unwrap() {
+        base[k] = v.clone();
+    }
+    base
+}
+
+fn out(host: &SimHost, tool: &str, args: &[&str]) -> (String, i32) {
+    let o = host.tool(tool, args);
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        o.status.code().unwrap_or(-1),
+    )
+}
+
+fn jail_rc(host: &SimHost, name: &str) -> String {
+    host.read(&format!(
+        "/usr/local/bastille/jails/{name}/root/etc/rc.conf"
+    ))
+}
+
+/// A jail with 3 packages and 2 services, the closing note's benchmark case.
+fn cms(host: &SimHost) -> Value {
+    with(
+        params(host, "mevycms", "10.0.1.3/24"),
+        json!({"packages": ["nginx", "redis", "curl"], "services": ["nginx", "redis"], "sysrc": {"nginx_flags": "-q"}}),
+    )
+}
+
+#[test]
+fn create_then_nothing_to_do() {
+    let host = host("1.4.4");
+    let run = module(&host, cms(&host));
+    assert_eq!(run.code, 0, "{}", run.result);
+    let b = host.bin.join("bastille").display().to_string();
+    let sysrc = host.bin.join("sysrc").display().to_string();
+    let jail_rc_path = host.p("/usr/local/bastille/jails/mevycms/root/etc/rc.conf");
+    assert_eq!(
+        run.result["commands"],
+        json!([
+            format!("{b} bootstrap 14.2-RELEASE"),
+            format!("{b} create -B -g 10.0.1.1 mevycms 14.2-RELEASE 10.0.1.3/24 warden0"),
+            format!("{sysrc} -f {jail_rc_path} nginx_flags=-q nginx_enable=YES redis_enable=YES"),
+            format!("{b} pkg -y mevycms install -y nginx redis curl"),
+            format!("{b} service mevycms nginx start"),
+            format!("{b} service mevycms redis start"),
+        ])
+    );
+    assert_eq!(run.result["bastille_version"], "1.4.4");
+    assert_eq!(out(&host, "jls", &["name"]).0, "mevycms\n");
+    let rc = jail_rc(&host, "mevycms");
+    assert!(
+        rc.contains("ifconfig_vnet0=\"inet 10.0.1.3/24\"")
+            && rc.contains("defaultrouter=\"10.0.1.1\""),
+        "{rc}"
+    );
+    assert_eq!(
+        out(
+            &host,
+            "bastille",
+            &["service", "mevycms", "redis", "status"]
+        )
+        .1,
+        0
+    );
+    assert_eq!(
+        out(
+            &host,
+            "pkg",
+            &[
+                "-r",
+                &host.p("/usr/local/bastille/jails/mevycms/root"),
+                "query",
+                "%n"
+            ]
+        )
+        .0,
+        "nginx\nredis\ncurl\n"
+    );
+
+    host.clear_calls();
+    let again = module(&host, cms(&host));
+    assert_eq!(again.result["changed"], false, "{}", again.result);
+    assert!(
+        host.mutating_calls().is_empty(),
+        "{:?}",
+        host.mutating_calls()
+    );
+    let calls: Vec<String> = host.calls().iter().map(|c| c.line()).collect();
+    assert_eq!(
+        calls.len(),
+        5,
+        "bastille -v, jls name, pkg query, 2 service status: {calls:?}"
+    );
+}
+
+#[test]
+fn stop_start_and_absent() {
+    let host = host("1.4.4");
+    module(&host, params(&host, "mevygit", "10.0.1.2/24"));
+    let stop = module(
+        &host,
+        with(
+            params(&host, "mevygit", "10.0.1.2/24"),
+            json!({"state": "stopped"}),
+        ),
+    );
+    assert_eq!(stop.result["changed"], true, "{}", stop.result);
+    assert_eq!(out(&host, "jls", &["name"]).0, "");
+    assert_eq!(
+        module(
+            &host,
+            with(
+                params(&host, "mevygit", "10.0.1.2/24"),
+                json!({"state": "stopped"})
+            )
+        )
+        .result["changed"],
+        false
+    );
+    assert_eq!(
+        module(
+            &host,
+            with(
+                params(&host, "mevygit", "10.0.1.2/24"),
+                json!({"state": "present"})
+            )
+        )
+        .result["changed"],
+        false
+    );
+    let start = module(&host, params(&host, "mevygit", "10.0.1.2/24"));
+    assert_eq!(
+        start.result["commands"],
+        json!([format!(
+            "{} start mevygit",
+            host.bin.join("bastille").display()
+        )])
+    );
+    let absent = module(
+        &host,
+        with(
+            params(&host, "mevygit", "10.0.1.2/24"),
+            json!({"state": "absent"}),
+        ),
+    );
+    assert_eq!(absent.result["changed"], true);
+    assert!(!host.path("/usr/local/bastille/jails/mevygit").exists());
+    assert_eq!(
+        module(
+            &host,
+            with(
+                params(&host, "mevygit", "10.0.1.2/24"),
+                json!({"state": "absent"})
+            )
+        )
+        .result["changed"],
+        false
+    );
+}
+
+#[test]
+fn drift_in_the_jails_rc_conf_is_corrected_and_the_jail_restarted() {
+    let host = host("1.4.4");
+    module(&host, params(&host, "mevygit", "10.0.1.2/24"));
+    host.tool(
+        "sysrc",
+        &[
+            "-f",
+            &host.p("/usr/local/bastille/jails/mevygit/root/etc/rc.conf"),
+            "defaultrouter=192.168.122.1",
+            "ifconfig_vnet0=inet 10.0.1.9/24",
+        ],
+    );
+    let run = module(
+        &host,
+        with(
+            params(&host, "mevygit", "10.0.1.2/24"),
+            json!({"_ansible_diff": true}),
+        ),
+    );
+    assert_eq!(run.result["changed"], true, "{}", run.result);
+    let b = host.bin.join("bastille").display().to_string();
+    let commands = run.result["commands"].as_array().unwrap();
+    assert_eq!(
+        commands[1..],
+        [
+            json!(format!("{b} stop mevygit")),
+            json!(format!("{b} start mevygit"))
+        ]
+    );
+    let rc = jail_rc(&host, "mevygit");
+    assert!(
+        rc.contains("defaultrouter=\"10.0.1.1\"")
+            && rc.contains("ifconfig_vnet0=\"inet 10.0.1.2/24\""),
+        "{rc}"
+    );
+    assert_eq!(
+        run.result["diff"][0]["before"],
+        "defaultrouter=\"192.168.122.1\"\nifconfig_vnet0=\"inet 10.0.1.9/24\"\n"
+    );
+    assert_eq!(
+        module(&host, params(&host, "mevygit", "10.0.1.2/24")).result["changed"],
+        false
+    );
+}
+
+#[test]
+fn a_different_release_needs_recreate() {
+    let host = host("1.4.4");
+    module(
+        &host,
+        with(
+            params(&host, "mevygit", "10.0.1.2/24"),
+            json!({"release": "14.1-RELEASE"}),
+        ),
+    );
+    let before = host.snapshot();
+    let run = module(&host, params(&host, "mevygit", "10.0.1.2/24"));
+    assert_eq!(run.code, 1);
+    assert!(run.msg().contains("needs to be re-created (it runs 14.1-RELEASE instead of 14.2-RELEASE); set recreate: true"), "{}", run.msg());
+    assert_eq!(host.snapshot(), before);
+    let run = module(
+        &host,
+        with(
+            params(&host, "mevygit", "10.0.1.2/24"),
+            json!({"recreate": true}),
+        ),
+    );
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert!(host
+        .read("/usr/local/bastille/jails/mevygit/fstab")
+        .contains("/releases/14.2-RELEASE "));
+}
+
+#[test]
+fn names_bastille_would_refuse_or_break() {
+    for (version, name, needle) in [
+        (
+            "1.4.4",
+            "mevy-git",
+            "refuses '-' and '_' in VNET jail names (since 1.1.0.251001): name it \"mevygit\"",
+        ),
+        ("1.1.0.251001", "mevy_git", "refuses '-' and '_'"),
+        ("1.0.20250714", "mevyllamacpp", "#1245"),
+        ("0.10.20231125", "mevyllamacpp", "would not start"),
+        ("1.4.4", "12345", "all digits"),
+        ("1.4.4", "-mevy", "is not valid"),
+        ("1.4.4", "mevy.git", "is not valid"),
+        ("1.4.4", "me vy", "is not valid"),
+    ] {
+        let host = host(version);
+        let before = host.snapshot();
+        let run = module(&host, params(&host, name, "10.0.1.2/24"));
+        assert_eq!(run.code, 1, "{version} {name}: {}", run.result);
+        assert!(
+            run.msg().contains(needle),
+            "{version} {name}: {}",
+            run.msg()
+        );
+        assert_eq!(host.snapshot(), before, "{version} {name}");
+        assert!(host.mutating_calls().is_empty());
+    }
+    // The same long name is fine where Bastille has a safe fallback.
+    let host = host("1.4.4");
+    assert_eq!(
+        module(&host, params(&host, "mevyllamacpp", "10.0.1.4/24")).code,
+        0
+    );
+    let old = self::host("1.0.20250714");
+    assert_eq!(
+        module(&old, params(&old, "mevy-git", "10.0.1.2/24")).code,
+        0,
+        "1.0 accepts dashes"
+    );
+}
+
+#[test]
+fn bad_addresses_and_collisions() {
+    let host = host("1.4.4");
+    module(&host, params(&host, "mevygit", "10.0.1.2/24"));
+    let before = host.snapshot();
+    for (ip, extra, needle) in [
+        (
+            "10.0.1.2/24",
+            json!({"name": "other"}),
+            "address 10.0.1.2 is already used by jail mevygit on warden0",
+        ),
+        ("8.8.8.2/24", json!({}), "not in a private range"),
+        ("10.0.1.255/24", json!({}), "broadcast address"),
+        (
+            "10.0.1.3/24",
+            json!({"gateway": "10.0.2.1"}),
+            "is not a host address of the jail's subnet 10.0.1.0/24",
+        ),
+        (
+            "10.0.1.3/24",
+            json!({"gateway": "10.0.1.3"}),
+            "is the jail's own address",
+        ),
+        ("fd00::2/64", json!({}), "IPv6 is not supported"),
+        (
+            "10.0.1.3/24",
+            json!({"release": "latest"}),
+            "not a FreeBSD release name",
+        ),
+        (
+            "10.0.1.3/24",
+            json!({"packages": ["-rf"]}),
+            "is not a package name",
+        ),
+        (
+            "10.0.1.3/24",
+            json!({"sysrc": {"x": "$(reboot)"}}),
+            "unescaped",
+        ),
+        (
+            "10.0.1.3/24",
+            json!({"bridge": "nosuch0", "name": "fresh"}),
+            "bridge nosuch0 does not exist",
+        ),
+        (
+            "10.0.1.3/24",
+            json!({"bootstrap": false, "release": "13.4-RELEASE", "name": "fresh"}),
+            "release 13.4-RELEASE is not bootstrapped",
+        ),
+    ] {
+        let run = module(&host, with(params(&host, "mevycms", ip), extra.clone()));
+        assert_eq!(run.code, 1, "{ip} {extra}: {}", run.result);
+        assert!(run.msg().contains(needle), "{ip} {extra}: {}", run.msg());
+    }
+    assert_eq!(host.snapshot(), before);
+}
+
+#[test]
+fn check_mode_predicts_and_changes_nothing() {
+    let host = host("1.4.4");
+    let before = host.snapshot();
+    let check = module(
+        &host,
+        with(cms(&host), json!({"_ansible_check_mode": true})),
+    );
+    assert_eq!(check.code, 0, "{}", check.result);
+    assert_eq!(check.result["changed"], true);
+    assert_eq!(host.snapshot(), before);
+    assert!(
+        host.mutating_calls().is_empty(),
+        "{:?}",
+        host.mutating_calls()
+    );
+    let real = module(&host, cms(&host));
+    assert_eq!(real.result["commands"], check.result["commands"]);
+    let check = module(
+        &host,
+        with(
+            cms(&host),
+            json!({"_ansible_check_mode": true, "state": "absent"}),
+        ),
+    );
+    assert_eq!(check.result["changed"], true);
+    assert!(host.path("/usr/local/bastille/jails/mevycms").exists());
+}
+
+#[test]
+fn bastille_0_14_gets_its_gateway_through_the_jails_rc_conf() {
+    let host = host("0.14.20250420");
+    let run = module(&host, params(&host, "mevy-git", "10.0.1.2/24"));
+    assert_eq!(run.code, 0, "{}", run.result);
+    let b = host.bin.join("bastille").display().to_string();
+    let commands: Vec<String> = run.result["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        commands[1],
+        format!("{b} create -B mevy-git 14.2-RELEASE 10.0.1.2/24 warden0")
+    );
+    assert!(
+        commands[2].ends_with("defaultrouter=10.0.1.1"),
+        "{commands:?}"
+    );
+    assert_eq!(
+        commands[3..],
+        [format!("{b} stop mevy-git"), format!("{b} start mevy-git")]
+    );
+    assert!(jail_rc(&host, "mevy-git").contains("defaultrouter=\"10.0.1.1\""));
+    assert_eq!(
+        module(&host, params(&host, "mevy-git", "10.0.1.2/24")).result["changed"],
+        false
+    );
+    let absent = module(
+        &host,
+        with(
+            params(&host, "mevy-git", "10.0.1.2/24"),
+            json!({"state": "absent"}),
+        ),
+    );
+    assert_eq!(
+        absent.result["commands"],
+        json!([format!("{b} destroy -a mevy-git")])
+    );
+}
+
+#[test]
+fn a_start_that_exits_0_without_starting_is_caught() {
+    let host = host("1.4.4");
+    module(
+        &host,
+        with(
+            params(&host, "mevygit", "10.0.1.2/24"),
+            json!({"state": "stopped"}),
+        ),
+    );
+    host.add_fault("bastille", "start mevygit", 0, "");
+    let run = module(&host, params(&host, "mevygit", "10.0.1.2/24"));
+    assert_eq!(run.code, 1, "{}", run.result);
+    assert!(
+        run.msg()
+            .contains("exited 0 but afterwards jail mevygit runs is not true"),
+        "{}",
+        run.msg()
+    );
+}
+
+#[test]
+fn failed_package_install_reports_bastilles_words() {
+    let host = host("1.4.4");
+    let run = module(
+        &host,
+        with(
+            params(&host, "mevygit", "10.0.1.2/24"),
+            json!({"packages": ["git", "nosuchpkg"]}),
+        ),
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.msg()
+            .contains("No packages available to install matching 'nosuchpkg'"),
+        "{}",
+        run.msg()
+    );
+    assert!(run.msg().contains("rolled back"), "{}", run.msg());
+    assert!(
+        !host.path("/usr/local/bastille/jails/mevygit").exists(),
+        "the new jail was destroyed again"
+    );
+}
