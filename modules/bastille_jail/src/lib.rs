@@ -275,7 +275,7 @@ impl Planner<'_> {
         let paths = JailPaths::new(prefix, &p.name);
         let exists = paths.exists();
         let running_jails = bastille::running(&self.tools.jls)?;
-        let running = exists && running_jails.iter().any(|n| *n == p.name);
+        let running = exists && running_jails.contains(&p.name);
         plan.value("name", p.name.clone());
         plan.value("path", paths.root().display().to_string());
 
@@ -380,12 +380,14 @@ impl Planner<'_> {
                     bastille::create(
                         &self.tools.bastille,
                         self.version,
-                        &p.name,
-                        &release,
-                        &net.to_string(),
-                        &p.bridge,
-                        &gateway,
-                        p.boot,
+                        &bastille::NewJail {
+                            name: &p.name,
+                            release: &release,
+                            ip: &net.to_string(),
+                            bridge: &p.bridge,
+                            gateway: &gateway,
+                            boot: p.boot,
+                        },
                     ),
                     format!("jail {} exists and runs", p.name),
                     move || Ok(conf.exists() && bastille::is_running(&jls, &name)?),

@@ -193,7 +193,7 @@ impl JailConfig {
             Some(rel.trim_end_matches('/').to_string())
         });
         JailConfig {
-            vnet: statements.iter().any(|l| *l == "vnet;"),
+            vnet: statements.contains(&"vnet;"),
             bridge,
             interface: value("vnet.interface"),
             release,
@@ -202,25 +202,28 @@ impl JailConfig {
     }
 }
 
-/// `bastille create -B [-g GW] [--no-boot] NAME RELEASE IP BRIDGE`
-pub fn create(
-    bastille: &Path,
-    version: Version,
-    name: &str,
-    release: &str,
-    ip: &str,
-    bridge: &str,
-    gateway: &str,
-    boot: bool,
-) -> Cmd {
+/// What a new VNET jail is created with.
+#[derive(Debug, Clone)]
+pub struct NewJail<'a> {
+    pub name: &'a str,
+    pub release: &'a str,
+    /// `A.B.C.D/P`
+    pub ip: &'a str,
+    pub bridge: &'a str,
+    pub gateway: &'a str,
+    pub boot: bool,
+}
+
+/// `bastille create -B [-g GW] [--no-boot] NAME RELEASE IP BRIDGE` (`-g`/`--no-boot`: 1.0+).
+pub fn create(bastille: &Path, version: Version, jail: &NewJail) -> Cmd {
     let mut cmd = Cmd::new(bastille).arg("create").arg("-B");
     if version.is_1x() {
-        cmd = cmd.arg("-g").arg(gateway);
-        if !boot {
+        cmd = cmd.arg("-g").arg(jail.gateway);
+        if !jail.boot {
             cmd = cmd.arg("--no-boot");
         }
     }
-    cmd.args([name, release, ip, bridge])
+    cmd.args([jail.name, jail.release, jail.ip, jail.bridge])
 }
 
 /// Destroys a jail, stopping it first, without prompting, in this version's words.
@@ -306,25 +309,26 @@ mod tests {
         assert!(!plain.vnet && plain.bridge.is_none());
     }
 
+    fn jail(name: &str) -> NewJail<'_> {
+        NewJail {
+            name,
+            release: "14.2-RELEASE",
+            ip: "10.0.1.2/24",
+            bridge: "warden0",
+            gateway: "10.0.1.1",
+            boot: true,
+        }
+    }
+
     #[test]
     fn commands_per_version() {
         let b = Path::new("/usr/local/bin/bastille");
         assert_eq!(
-            create(b, Version(1, 4, 4), "mevygit", "14.2-RELEASE", "10.0.1.2/24", "warden0", "10.0.1.1", false).to_string(),
+            create(b, Version(1, 4, 4), &NewJail { boot: false, ..jail("mevygit") }).to_string(),
             "/usr/local/bin/bastille create -B -g 10.0.1.1 --no-boot mevygit 14.2-RELEASE 10.0.1.2/24 warden0"
         );
         assert_eq!(
-            create(
-                b,
-                Version(0, 14, 0),
-                "mevy-git",
-                "14.2-RELEASE",
-                "10.0.1.2/24",
-                "warden0",
-                "10.0.1.1",
-                true
-            )
-            .to_string(),
+            create(b, Version(0, 14, 0), &jail("mevy-git")).to_string(),
             "/usr/local/bin/bastille create -B mevy-git 14.2-RELEASE 10.0.1.2/24 warden0"
         );
         assert_eq!(
