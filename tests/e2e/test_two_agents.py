@@ -1,4 +1,7 @@
-"""Two agents on one host (clawdie on 10.0.0, mevy on 10.0.1): network, PF and services."""
+"""Two agents on one host (clawdie on 10.0.0, mevy on 10.0.1): network, PF, jails and services."""
+
+import json
+import os
 
 import pytest
 
@@ -23,6 +26,17 @@ def assert_both_agents(sandbox):
     assert nat.count("round-robin") == 2 and "10.0.0.0/24" in nat and "10.0.1.0/24" in nat, nat
     for name in ("clawdie", "mevy"):
         assert sandbox.tool("service", name, "status").returncode == 0, name
+    # Each agent's jails at its own .2/.3/.5 on warden0 (Bastille 1.4: no '-' in the names).
+    running = sandbox.tool("jls", "name").stdout.split()
+    assert sorted(running) == sorted(f"{a}{k}" for a in ("clawdie", "mevy") for k in ("git", "cms", "db")), running
+    jails = sandbox.root() / "usr/local/bastille/jails"
+    for agent, base in (("clawdie", "10.0.0"), ("mevy", "10.0.1")):
+        for kind, host in (("git", 2), ("cms", 3), ("db", 5)):
+            rc_conf = (jails / f"{agent}{kind}" / "root/etc/rc.conf").read_text()
+            assert f'ifconfig_vnet0="inet {base}.{host}/24"' in rc_conf, rc_conf
+            assert f'defaultrouter="{base}.1"' in rc_conf, rc_conf
+    members = sandbox.tool("ifconfig", "warden0").stdout.count("member: ")
+    assert members == 6, sandbox.tool("ifconfig", "warden0").stdout
 
 
 @pytest.mark.parametrize("order", [("clawdie", "mevy"), ("mevy", "clawdie")])
@@ -54,3 +68,36 @@ def test_one_step_by_tag(sandbox):
     rc, out, recap = sandbox.playbook(*agent("mevy"), "--tags", "pf")
     assert rc == 0 and recap["sim1"]["changed"] == 1, out
     assert (sandbox.root() / "etc" / "pf.warden.conf").exists()
+
+
+def mevy_with(sandbox, **extra):
+    """Extra vars giving mevy the sandbox's settings plus `extra`."""
+    user = os.popen("id -un").read().strip()
+    settings = {
+        "subnet_base": "10.0.1",
+        "user": user,
+        "workdir": str(sandbox.root() / "home"),
+        "command": "exec sleep 3600",
+        "system_locale": "sl_SI.UTF-8",
+        **extra,
+    }
+    return ["playbooks/agent.yml", "-e", json.dumps({"agent_name": "mevy", "warden_agents": {"mevy": settings}})]
+
+
+def test_a_shared_llm_jail_replaces_the_agents_own(sandbox):
+    sandbox.tool("ifconfig", "bridge9", "create", "name", "warden0", "up")
+    sandbox.tool("bastille", "bootstrap", "14.2-RELEASE")
+    created = sandbox.tool("bastille", "create", "-B", "-g", "10.0.9.1", "sharedllm", "14.2-RELEASE", "10.0.9.4/24", "warden0")
+    assert created.returncode == 0, created.stderr
+    rc, out, _ = sandbox.playbook(*mevy_with(sandbox, jails={"ollama": True}, shared_llm_jail="sharedllm"))
+    assert rc == 0, out
+    assert "mevyollama" not in sandbox.tool("jls", "name").stdout.split()
+    assert "Check the shared LLM jail runs" in out
+
+
+def test_ollama_and_llama_cpp_cannot_share_the_agents_address(sandbox):
+    before = sandbox.snapshot()
+    rc, out, _ = sandbox.playbook(*mevy_with(sandbox, jails={"ollama": True, "llama_cpp": True}), "--tags", "jails")
+    assert rc != 0
+    assert "the ollama and llama.cpp jails would both take 10.0.1.4" in out, out
+    assert sandbox.snapshot() == before
