@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # Module binaries built into library/ (each is a workspace package of the same name).
-MODULES := warden_rcd warden_bridge_alias warden_pf_net bastille_jail
+MODULES := warden_rcd warden_bridge_alias warden_pf_net bastille_jail warden_db
 SIM := target/debug/freebsd-sim
 SANDBOX := .sandbox
 export PATH := $(BIN):$(PATH)
@@ -48,6 +48,8 @@ demo: library venv sandbox
 	@echo "  rc.d script    $(SANDBOX)/hosts/sim1/usr/local/etc/rc.d/mevy"
 	@echo "  service state  WARDEN_SIM_ROOT=$(CURDIR)/$(SANDBOX)/hosts/sim1 $(SANDBOX)/bin/service mevy status"
 	@echo "  tmux session   tmux -S $(SANDBOX)/hosts/sim1/var/run/mevy.tmux attach -t mevy   (detach: C-b d)"
+	@echo "  jails          WARDEN_SIM_ROOT=$(CURDIR)/$(SANDBOX)/hosts/sim1 $(SANDBOX)/bin/bastille list"
+	@echo "  database       $(SANDBOX)/pg/env has the throw-away server's port and password; statements in $(SANDBOX)/pg/server.log"
 	@echo "  tool calls     $(SANDBOX)/hosts/sim1/sim/calls.log"
 
 ## test: everything CI runs.

@@ -47,6 +47,7 @@ SIGNATURES = {
     "warden_bridge_alias": "addresses",
     "warden_pf_net": "subnets",
     "bastille_jail": "bastille_prefix",
+    "warden_db": "revoke_public",
 }
 
 
@@ -66,6 +67,10 @@ def module_args(box):
                 found[module] = args
         at += 12
     assert set(found) == set(SIGNATURES), found.keys()
+    # Secrets are masked in the output: put them back from where the sandbox keeps them.
+    pg = dict(line.split("=", 1) for line in (box.path / "pg" / "env").read_text().split())
+    found["warden_db"]["login_password"] = pg["PGPASSWORD"]
+    found["warden_db"]["password"] = (box.path / "secrets" / "sim1" / "mevy-db").read_text().strip()
     return found
 
 
@@ -78,6 +83,7 @@ def run_module(binary, args_path, env):
 
 def main():
     path = Path(tempfile.mkdtemp(prefix="wbench", dir="/tmp"))
+    path.chmod(0o755)  # the sandbox's PostgreSQL runs as another user when run as root
     box = Sandbox(path / "s", ["sim1"])
     try:
         all_args = module_args(box)

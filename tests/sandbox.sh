@@ -1,14 +1,17 @@
 #!/bin/sh
 # Creates fresh simulated FreeBSD hosts: sandbox.sh <sandbox-dir> <sim-binary> [<host>...]
-# Layout: <dir>/bin/{ifconfig,sysrc,service} -> the simulator, <dir>/hosts/<host>/ = each
-# host's root. An existing sandbox is removed first, after stopping any tmux server whose
-# socket lives in it (agents started by an earlier run); with no hosts, that is all it does.
+# Layout: <dir>/bin/{ifconfig,sysrc,…} -> the simulator, <dir>/hosts/<host>/ = each host's
+# root, <dir>/pg/ = a throw-away PostgreSQL server standing in for the agents' db jails
+# (tests/pgcluster.sh). An existing sandbox is removed first, after stopping its server and
+# any tmux server whose socket lives in it; with no hosts, that is all it does.
 set -eu
 [ $# -ge 2 ] || { echo "usage: $0 <sandbox-dir> <freebsd-sim> [<host>...]" >&2; exit 2; }
 dir=$1
 sim=$2
 shift 2
+here=$(cd "$(dirname "$0")" && pwd)
 if [ -d "$dir" ]; then
+	"$here/pgcluster.sh" stop "$dir/pg" 2>/dev/null || true
 	tmux=$(command -v tmux || true)
 	if [ -n "$tmux" ]; then
 		find "$dir" -type s 2>/dev/null | while read -r socket; do
@@ -24,3 +27,4 @@ for host in "$@"; do
 	mkdir -p "$dir/hosts/$host"
 	"$sim" init "$dir/hosts/$host" "$host"
 done
+"$here/pgcluster.sh" start "$dir/pg"

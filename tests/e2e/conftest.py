@@ -127,6 +127,7 @@ def mutating(call):
 def sandbox():
     # Short path: tmux sockets live under it and sun_path is small.
     path = Path(tempfile.mkdtemp(prefix="wsb", dir="/tmp"))
+    path.chmod(0o755)  # the sandbox's PostgreSQL runs as another user when tests run as root
     box = Sandbox(path / "s", ["sim1"])
     yield box
     subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], check=False, capture_output=True)

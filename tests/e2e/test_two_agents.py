@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -35,6 +36,16 @@ def assert_both_agents(sandbox):
             rc_conf = (jails / f"{agent}{kind}" / "root/etc/rc.conf").read_text()
             assert f'ifconfig_vnet0="inet {base}.{host}/24"' in rc_conf, rc_conf
             assert f'defaultrouter="{base}.1"' in rc_conf, rc_conf
+    # Each agent's role and database on the server, its pg_hba line, nobody else's database.
+    env = dict(line.split("=", 1) for line in (sandbox.path / "pg" / "env").read_text().split())
+    out = subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-p", env["PGPORT"], "-U", "postgres", "-tAc",
+         "SELECT string_agg(datname || ':' || pg_get_userbyid(datdba), ',' ORDER BY datname) FROM pg_database WHERE datname IN ('clawdie', 'mevy')"],
+        env={**os.environ, "PGPASSWORD": env["PGPASSWORD"]}, capture_output=True, text=True,
+    )
+    assert out.stdout.strip() == "clawdie:clawdie,mevy:mevy", out
+    hba = (sandbox.path / "pg" / "data" / "pg_hba.conf").read_text()
+    assert "host\tclawdie\tclawdie\t10.0.0.0/24\tscram-sha-256" in hba and "host\tmevy\tmevy\t10.0.1.0/24\tscram-sha-256" in hba
     members = sandbox.tool("ifconfig", "warden0").stdout.count("member: ")
     assert members == 6, sandbox.tool("ifconfig", "warden0").stdout
 

@@ -1,0 +1,162 @@
+//! Comparing a password with what PostgreSQL stores, without ever sending the password.
+//!
+//! `pg_authid.rolpassword` holds `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`
+//! (base64, RFC 5803; catalog-pg-authid.html), or `md5<hex>` from older setups, or NULL.
+//! A password matches a SCRAM verifier when, with the *stored* salt and iteration count,
+//! `SaltedPassword = PBKDF2-HMAC-SHA-256(SASLprep(password), salt, i)`,
+//! `StoredKey = SHA-256(HMAC(SaltedPassword, "Client Key"))` and
+//! `ServerKey = HMAC(SaltedPassword, "Server Key")` both equal the stored ones (RFC 5802/7677).
+//! New verifiers come from `postgres_protocol::password::scram_sha_256` (random salt).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What the catalog holds for a role's password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    None,
+    Scram {
+        iterations: u32,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+    },
+    Md5,
+    /// Neither format: a plaintext password from an ancient setup, or something unknown.
+    Other,
+}
+
+impl Stored {
+    pub fn parse(rolpassword: Option<&str>) -> Stored {
+        let Some(text) = rolpassword else {
+            return Stored::None;
+        };
+        if text.starts_with("md5") && text.len() == 35 {
+            return Stored::Md5;
+        }
+        Self::parse_scram(text).unwrap_or(Stored::Other)
+    }
+
+    fn parse_scram(text: &str) -> Option<Stored> {
+        let rest = text.strip_prefix("SCRAM-SHA-256$")?;
+        let (iter_salt, keys) = rest.split_once('$')?;
+        let (iterations, salt) = iter_salt.split_once(':')?;
+        let (stored_key, server_key) = keys.split_once(':')?;
+        Some(Stored::Scram {
+            iterations: iterations.parse().ok().filter(|i| *i > 0)?,
+            salt: STANDARD.decode(salt).ok()?,
+            stored_key: STANDARD.decode(stored_key).ok()?,
+            server_key: STANDARD.decode(server_key).ok()?,
+        })
+    }
+
+    /// Whether `password` is the one stored. Only a SCRAM verifier can say yes: MD5 and
+    /// plaintext entries are replaced by a SCRAM verifier anyway.
+    pub fn matches(&self, password: &str) -> bool {
+        let Stored::Scram {
+            iterations,
+            salt,
+            stored_key,
+            server_key,
+        } = self
+        else {
+            return false;
+        };
+        let salted = pbkdf2_sha256(&normalize(password), salt, *iterations);
+        let client_key = hmac(&salted, b"Client Key");
+        let computed_stored = Sha256::digest(client_key);
+        let computed_server = hmac(&salted, b"Server Key");
+        constant_time_eq(&computed_stored, stored_key)
+            & constant_time_eq(&computed_server, server_key)
+    }
+}
+
+/// SASLprep, skipped (as libpq does) when the password is not valid for it.
+fn normalize(password: &str) -> Vec<u8> {
+    match stringprep::saslprep(password) {
+        Ok(prepared) => prepared.as_bytes().to_vec(),
+        Err(_) => password.as_bytes().to_vec(),
+    }
+}
+
+fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = match HmacSha256::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => return Vec::new(),
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// PBKDF2 with HMAC-SHA-256 and one output block (SCRAM's `Hi()`).
+fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    let mut block = salt.to_vec();
+    block.extend_from_slice(&1u32.to_be_bytes());
+    let mut u = hmac(password, &block);
+    let mut result = u.clone();
+    for _ in 1..iterations {
+        u = hmac(password, &u);
+        for (r, x) in result.iter_mut().zip(&u) {
+            *r ^= x;
+        }
+    }
+    result
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A fresh SCRAM verifier for `password` (random salt, 4096 iterations).
+pub fn verifier(password: &str) -> String {
+    postgres_protocol::password::scram_sha_256(password.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_verifiers_match_their_password_only() {
+        let v = verifier("hunter2");
+        let stored = Stored::parse(Some(&v));
+        assert!(matches!(
+            stored,
+            Stored::Scram {
+                iterations: 4096,
+                ..
+            }
+        ));
+        assert!(stored.matches("hunter2"));
+        assert!(!stored.matches("hunter3"));
+        assert!(!stored.matches(""));
+    }
+
+    #[test]
+    fn rfc7677_test_vector() {
+        // RFC 7677 section 3's inputs (password "pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==, 4096
+        // iterations); StoredKey and ServerKey computed independently with Python's hashlib.
+        let stored = Stored::parse(Some(
+            "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=",
+        ));
+        assert!(stored.matches("pencil"));
+        assert!(!stored.matches("pencils"));
+    }
+
+    #[test]
+    fn other_formats() {
+        assert_eq!(Stored::parse(None), Stored::None);
+        assert_eq!(
+            Stored::parse(Some("md5fd84fc8b8e6e3b1d6b3c3c5fa1f8b6d1")),
+            Stored::Md5
+        );
+        assert_eq!(Stored::parse(Some("plaintext")), Stored::Other);
+        assert_eq!(Stored::parse(Some("SCRAM-SHA-256$x:y$z:w")), Stored::Other);
+        assert!(!Stored::Md5.matches("x"));
+    }
+}
