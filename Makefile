@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # Module binaries built into library/ (each is a workspace package of the same name).
-MODULES := warden_rcd warden_bridge_alias warden_pf_net bastille_jail warden_db
+MODULES := warden_rcd warden_bridge_alias warden_pf_net bastille_jail warden_db warden_env
 SIM := target/debug/freebsd-sim
 SANDBOX := .sandbox
 export PATH := $(BIN):$(PATH)
@@ -14,10 +14,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 all: library
 
-## library: release-build every module and copy it into library/ (next to its sidecar docs).
+## library: release-build every module into library/ (next to its sidecar docs), plus the
+## per-platform name the warden_binary action plugin looks for (<module>_<system>_<arch>).
+HOST_PLATFORM := $(shell uname -s | tr A-Z a-z)_$(shell uname -m)
 library:
 	cargo build --release $(addprefix -p ,$(MODULES))
-	for m in $(MODULES); do install -m 0755 target/release/$$m library/$$m; done
+	for m in $(MODULES); do install -m 0755 target/release/$$m library/$$m && ln -sf $$m library/$${m}_$(HOST_PLATFORM); done
 
 ## venv: the pinned controller tools (ansible-core, ansible-lint, molecule, yamllint, pytest).
 $(VENV)/.installed: requirements.txt
@@ -85,4 +87,4 @@ bench: library venv
 clean:
 	cargo clean
 	rm -rf $(VENV) $(SANDBOX)
-	for m in $(MODULES); do rm -f library/$$m; done
+	for m in $(MODULES); do rm -f library/$$m library/$${m}_*; done

@@ -1,12 +1,15 @@
 """Fixtures for end-to-end tests: real ansible-playbook against fresh simulated hosts."""
 
+import getpass
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -131,4 +134,69 @@ def sandbox():
     box = Sandbox(path / "s", ["sim1"])
     yield box
     subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], check=False, capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Sshd:
+    """An sshd of the test's own on a loopback port, with a key made for the test."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.port = free_port()
+        self.user = getpass.getuser()
+        self.key = path / "client_key"
+        for name in ("host_key", "client_key"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path / name], check=True)
+        shutil.copy(path / "client_key.pub", path / "authorized_keys")
+        config = path / "sshd_config"
+        config.write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {path}/host_key\nPidFile {path}/sshd.pid\n"
+            f"AuthorizedKeysFile {path}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n"
+            "Subsystem sftp internal-sftp\n"
+        )
+        if os.geteuid() == 0:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", config], stderr=open(path / "sshd.log", "w"))
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError("sshd did not start: " + (path / "sshd.log").read_text())
+
+    def extra_vars(self, **more):
+        """Extra vars that turn the sandbox inventory's hosts into SSH targets without Python."""
+        return json.dumps(
+            {
+                "ansible_connection": "ssh",
+                "ansible_host": "127.0.0.1",
+                "ansible_port": self.port,
+                "ansible_user": self.user,
+                "ansible_ssh_private_key_file": str(self.key),
+                "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+                "ansible_python_interpreter": "/nonexistent/python",
+                **more,
+            }
+        )
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def sshd():
+    path = Path(tempfile.mkdtemp(prefix="wssh", dir="/tmp"))
+    path.chmod(0o755)
+    server = Sshd(path)
+    yield server
+    server.stop()
     shutil.rmtree(path, ignore_errors=True)

@@ -97,6 +97,24 @@ pub fn write_atomic(path: &Path, content: &[u8], attrs: Attrs) -> Result<()> {
     Ok(())
 }
 
+/// Creates a directory and its missing parents; the directory itself gets `attrs`.
+pub fn make_dir(path: &Path, attrs: Attrs) -> Result<()> {
+    fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
+    if attrs.uid.is_some() || attrs.gid.is_some() {
+        nix::unistd::chown(
+            path,
+            attrs.uid.map(Uid::from_raw),
+            attrs.gid.map(Gid::from_raw),
+        )
+        .with_context(|| format!("cannot set the owner of {}", path.display()))?;
+    }
+    if let Some(mode) = attrs.mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Restores a file to an observed state, or removes it when it did not exist (rollback).
 pub fn restore(path: &Path, state: Option<&FileState>) -> Result<()> {
     match state {

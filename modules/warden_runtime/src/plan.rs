@@ -90,6 +90,26 @@ impl Step for WriteFile {
     }
 }
 
+/// Creates a directory (and missing parents) with the given mode and owner; undo removes
+/// it again if it is still empty.
+pub struct MakeDir {
+    pub path: PathBuf,
+    pub attrs: Attrs,
+}
+
+impl Step for MakeDir {
+    fn describe(&self) -> String {
+        format!("mkdir {}", self.path.display())
+    }
+    fn apply(&mut self) -> Result<()> {
+        fs::make_dir(&self.path, self.attrs)
+    }
+    fn undo(&mut self) -> Result<()> {
+        let _ = std::fs::remove_dir(&self.path);
+        Ok(())
+    }
+}
+
 /// Removes a file; undo puts it back.
 pub struct RemoveFile {
     pub path: PathBuf,

@@ -1,0 +1,226 @@
+//! `warden_env`: the agent's `.env` file in its checkout — the deployment guide's keys,
+//! rendered by the role on the controller, written here atomically with owner and mode
+//! (0600 by default), secret values never shown in output or diff. It exists so the agent
+//! play needs nothing but binary modules on the target (no Python for `template`/`copy`).
+//!
+//! Format: one `KEY=value` per line, keys sorted. A value of plain characters is written
+//! bare; anything else in single quotes (no expansion in dotenv parsers), or, when it holds a
+//! single quote, in double quotes with `\` and `"` escaped. Newlines are refused: dotenv
+//! dialects disagree on them.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use serde::Deserialize;
+
+use warden_runtime::fs::{self as wfs, Attrs};
+use warden_runtime::plan::{MakeDir, RemoveFile, WriteFile};
+use warden_runtime::shell::is_identifier;
+use warden_runtime::spec::{Param, Spec};
+use warden_runtime::{Context, Diff, Module, Plan};
+
+pub struct WardenEnv;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub path: String,
+    pub values: Option<BTreeMap<String, String>>,
+    pub secret_values: Option<BTreeMap<String, String>>,
+    pub state: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: String,
+    pub create_parent: bool,
+}
+
+/// What a secret value shows as in the diff.
+const MASK: &str = "********";
+
+impl Module for WardenEnv {
+    const NAME: &'static str = "warden_env";
+    type Params = Params;
+
+    fn spec() -> Spec {
+        Spec::new(vec![
+            Param::path("path").required(),
+            Param::dict_of_str("values"),
+            Param::dict_of_str("secret_values").no_log(),
+            Param::str("state")
+                .choices(&["present", "absent"])
+                .default("present"),
+            Param::str("owner"),
+            Param::str("group"),
+            Param::mode("mode").default("0600"),
+            Param::bool("create_parent").default(false),
+        ])
+    }
+
+    fn plan(p: Params, _ctx: &mut Context) -> Result<Plan> {
+        let values = p.values.clone().unwrap_or_default();
+        let secrets = p.secret_values.clone().unwrap_or_default();
+        validate(&values, &secrets)?;
+        let path = PathBuf::from(&p.path);
+        let previous = wfs::read_state(&path)?;
+        let before_text = previous
+            .as_ref()
+            .map(|s| String::from_utf8_lossy(&s.content).into_owned())
+            .unwrap_or_default();
+        let mut plan = Plan::new();
+        plan.value("path", p.path.clone());
+        if p.state == "absent" {
+            if let Some(previous) = previous {
+                plan.step(RemoveFile {
+                    path: path.clone(),
+                    previous: Some(previous),
+                });
+                plan.diff(Diff::new(
+                    p.path.clone(),
+                    masked(&before_text, &secrets),
+                    "",
+                ));
+            }
+            return Ok(plan);
+        }
+        let attrs = Attrs {
+            mode: Some(wfs::parse_mode(&p.mode)?),
+            uid: p.owner.as_deref().map(wfs::resolve_user).transpose()?,
+            gid: p.group.as_deref().map(wfs::resolve_group).transpose()?,
+        };
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        if !parent.is_dir() {
+            if !p.create_parent {
+                bail!("{} does not exist (the agent's checkout); create it or set create_parent: true", parent.display());
+            }
+            plan.step(MakeDir {
+                path: parent.to_owned(),
+                attrs: Attrs {
+                    mode: Some(0o750),
+                    ..attrs
+                },
+            });
+        }
+        let text = render(&values, &secrets);
+        let differs = previous
+            .as_ref()
+            .is_none_or(|s| s.content != text.as_bytes() || !attrs.satisfied_by(s));
+        if differs {
+            plan.step(WriteFile {
+                path: path.clone(),
+                content: text.clone().into_bytes(),
+                attrs,
+                previous,
+            });
+        }
+        plan.diff(Diff::new(
+            p.path.clone(),
+            masked(&before_text, &secrets),
+            masked(&text, &secrets),
+        ));
+        plan.value(
+            "keys",
+            values
+                .keys()
+                .chain(secrets.keys())
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        Ok(plan)
+    }
+}
+
+fn validate(values: &BTreeMap<String, String>, secrets: &BTreeMap<String, String>) -> Result<()> {
+    let mut problems = Vec::new();
+    for (key, value) in values.iter().chain(secrets) {
+        if !is_identifier(key) {
+            problems.push(format!("{key:?} is not an environment variable name"));
+        }
+        if value.contains(['\n', '\r', '\0']) {
+            problems.push(format!("the value of {key} contains a line break or NUL, which .env files cannot hold portably"));
+        }
+    }
+    for key in secrets.keys() {
+        if values.contains_key(key) {
+            problems.push(format!("{key} is both in values and in secret_values"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", problems.join("; "))
+    }
+}
+
+fn quote(value: &str) -> String {
+    let plain = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_./:@+,-%".contains(c));
+    if plain {
+        value.to_string()
+    } else if !value.contains('\'') {
+        format!("'{value}'")
+    } else {
+        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// The file's text.
+pub fn render(values: &BTreeMap<String, String>, secrets: &BTreeMap<String, String>) -> String {
+    let mut all: BTreeMap<&String, &String> = values.iter().collect();
+    all.extend(secrets.iter());
+    let mut text =
+        String::from("# Managed by warden_env; changes here are overwritten on the next run.\n");
+    for (key, value) in all {
+        text.push_str(&format!("{key}={}\n", quote(value)));
+    }
+    text
+}
+
+/// The text with every secret value replaced, for the diff.
+fn masked(text: &str, secrets: &BTreeMap<String, String>) -> String {
+    text.lines()
+        .map(|line| match line.split_once('=') {
+            Some((key, _)) if secrets.contains_key(key) => format!("{key}={MASK}\n"),
+            _ => format!("{line}\n"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn rendering_and_quoting() {
+        let text = render(
+            &map(&[
+                ("AGENT_NAME", "mevy"),
+                ("ASSISTANT_NAME", "Mevy the Great"),
+                ("Q", "it's \"x\""),
+            ]),
+            &map(&[("WARDEN_DB_PASSWORD", "s3cr3t$")]),
+        );
+        assert_eq!(
+            text,
+            "# Managed by warden_env; changes here are overwritten on the next run.\nAGENT_NAME=mevy\nASSISTANT_NAME='Mevy the Great'\nQ=\"it's \\\"x\\\"\"\nWARDEN_DB_PASSWORD='s3cr3t$'\n"
+        );
+        let shown = masked(&text, &map(&[("WARDEN_DB_PASSWORD", "s3cr3t$")]));
+        assert!(shown.contains("WARDEN_DB_PASSWORD=********\n") && !shown.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn refusals() {
+        assert!(validate(&map(&[("BAD-KEY", "1")]), &BTreeMap::new()).is_err());
+        assert!(validate(&map(&[("K", "a\nb")]), &BTreeMap::new()).is_err());
+        assert!(validate(&map(&[("K", "1")]), &map(&[("K", "2")])).is_err());
+    }
+}

@@ -1,0 +1,48 @@
+"""agent.yml over real SSH (a loopback sshd of the test's own) to a target without Python,
+through the warden_binary action plugin's per-platform binary cache."""
+
+import re
+
+AGENT = ["playbooks/agent.yml", "-e", "agent_name=mevy"]
+
+
+def binary_uploads(output):
+    """Module binaries copied to the target (the cache's staged uploads)."""
+    return re.findall(r"PUT \S+/library/(\w+) TO \S+/warden-binary", output)
+
+
+def test_agent_over_ssh_without_python_then_nothing_to_do(sandbox, sshd):
+    cache = sandbox.path / "cache"
+    extra = sshd.extra_vars(warden_binary_dir=str(cache))
+    rc, out, recap = sandbox.playbook(*AGENT, "-e", extra, "-vvv")
+    assert rc == 0, out
+    assert recap["sim1"]["changed"] >= 5 and recap["sim1"]["failed"] == 0, out
+    assert "SSH: EXEC ssh" in out, "the run did not go over ssh"
+    uploaded = binary_uploads(out)
+    assert sorted(uploaded) == sorted(
+        ["warden_bridge_alias", "warden_pf_net", "bastille_jail", "warden_db", "warden_env", "warden_rcd"]
+    ), uploaded
+    assert sorted(p.name.split("-")[0] for p in cache.iterdir()) == sorted(
+        ["warden_bridge_alias", "warden_pf_net", "bastille_jail", "warden_db", "warden_env", "warden_rcd"]
+    )
+    assert sandbox.tool("service", "mevy", "status").returncode == 0
+    env_file = sandbox.root() / "home" / "mevy" / ".env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    password = (sandbox.path / "secrets" / "sim1" / "mevy-db").read_text().strip()
+    assert f"WARDEN_DB_PASSWORD={password}" in env_file.read_text()
+    assert password not in out
+
+    rc, out, recap = sandbox.playbook(*AGENT, "-e", extra, "-vvv")
+    assert rc == 0 and recap["sim1"]["changed"] == 0, out
+    assert binary_uploads(out) == [], "the second run uploaded a module binary again"
+    # One remote command per module task: no per-task temp dir, no args upload.
+    assert "AnsiballZ_" not in out
+
+
+def test_plain_library_path_over_ssh(sandbox, sshd):
+    extra = sshd.extra_vars(warden_binary_cache=False)
+    rc, out, recap = sandbox.playbook(*AGENT, "--tags", "network,pf", "-e", extra, "-vvv")
+    assert rc == 0 and recap["sim1"]["changed"] == 2, out
+    assert "AnsiballZ_warden_bridge_alias" in out
+    rc, out, recap = sandbox.playbook(*AGENT, "--tags", "network,pf", "-e", extra)
+    assert rc == 0 and recap["sim1"]["changed"] == 0, out
