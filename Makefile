@@ -10,7 +10,7 @@ SANDBOX := .sandbox
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e lint docs-check sizes bench clean
+.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e molecule lint docs-check collection sizes bench clean
 
 all: library
 
@@ -20,6 +20,7 @@ HOST_PLATFORM := $(shell uname -s | tr A-Z a-z)_$(shell uname -m)
 library:
 	cargo build --release $(addprefix -p ,$(MODULES))
 	for m in $(MODULES); do install -m 0755 target/release/$$m library/$$m && ln -sf $$m library/$${m}_$(HOST_PLATFORM); done
+	bin/platform-docs library
 
 ## venv: the pinned controller tools (ansible-core, ansible-lint, molecule, yamllint, pytest).
 $(VENV)/.installed: requirements.txt
@@ -35,27 +36,35 @@ sim:
 sandbox: sim
 	tests/sandbox.sh $(SANDBOX) $(SIM) sim1
 
-## demo: build, provision agent mevy on a fresh simulated host, re-run to show changed=0.
+## demo: build, provision agents mevy and clawdie on a fresh simulated host, re-run both to
+## show changed=0.
+DEMO_AGENTS := mevy clawdie
 demo: library venv sandbox
-	@echo "== first run: provision agent mevy on the simulated host sim1"
-	ansible-playbook playbooks/agent.yml -e agent_name=mevy --diff
-	@echo "== second run: nothing left to change"
-	ansible-playbook playbooks/agent.yml -e agent_name=mevy | tee $(SANDBOX)/second-run.log
-	@grep -Eq 'sim1 +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0' $(SANDBOX)/second-run.log \
-		|| { echo "second run was not changed=0"; exit 1; }
+	@for a in $(DEMO_AGENTS); do \
+		echo "== first run: ansible-playbook playbooks/agent.yml -e agent_name=$$a --diff"; \
+		ansible-playbook playbooks/agent.yml -e agent_name=$$a --diff || exit 1; \
+	done
+	@for a in $(DEMO_AGENTS); do \
+		echo "== second run for $$a: nothing left to change"; \
+		ansible-playbook playbooks/agent.yml -e agent_name=$$a | tee $(SANDBOX)/second-run-$$a.log; \
+		grep -Eq 'sim1 +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0' $(SANDBOX)/second-run-$$a.log \
+			|| { echo "second run for $$a was not changed=0"; exit 1; }; \
+	done
 	@echo
-	@echo "Second run: changed=0. Where to look:"
+	@echo "Second runs: changed=0 for $(DEMO_AGENTS). Where to look:"
 	@echo "  rc.conf        $(SANDBOX)/hosts/sim1/etc/rc.conf"
 	@echo "  PF include     $(SANDBOX)/hosts/sim1/etc/pf.warden.conf (loaded: WARDEN_SIM_ROOT=$(CURDIR)/$(SANDBOX)/hosts/sim1 $(SANDBOX)/bin/pfctl -s nat)"
-	@echo "  rc.d script    $(SANDBOX)/hosts/sim1/usr/local/etc/rc.d/mevy"
+	@echo "  rc.d scripts   $(SANDBOX)/hosts/sim1/usr/local/etc/rc.d/mevy and .../clawdie"
+	@echo "  .env files     $(SANDBOX)/hosts/sim1/home/mevy/.env and .../clawdie/.env (mode 0600)"
 	@echo "  service state  WARDEN_SIM_ROOT=$(CURDIR)/$(SANDBOX)/hosts/sim1 $(SANDBOX)/bin/service mevy status"
 	@echo "  tmux session   tmux -S $(SANDBOX)/hosts/sim1/var/run/mevy.tmux attach -t mevy   (detach: C-b d)"
 	@echo "  jails          WARDEN_SIM_ROOT=$(CURDIR)/$(SANDBOX)/hosts/sim1 $(SANDBOX)/bin/bastille list"
 	@echo "  database       $(SANDBOX)/pg/env has the throw-away server's port and password; statements in $(SANDBOX)/pg/server.log"
+	@echo "  secrets        $(SANDBOX)/secrets/ (each agent's generated DB password, made once)"
 	@echo "  tool calls     $(SANDBOX)/hosts/sim1/sim/calls.log"
 
 ## test: everything CI runs.
-test: rust-checks rust-tests library venv e2e lint docs-check
+test: rust-checks rust-tests library venv e2e molecule lint docs-check
 
 rust-checks:
 	cargo fmt --all -- --check
@@ -68,12 +77,21 @@ rust-tests:
 e2e: library venv sim
 	pytest -q tests/e2e
 
+## molecule: one host with two agents, and a fleet of simulated hosts (delegated driver).
+molecule: library venv sim
+	molecule test -s default
+	molecule test -s fleet
+
 lint: venv
 	yamllint -s .
 	ansible-lint -q
 
 docs-check: library venv
 	for m in $(MODULES); do ansible-doc -M library $$m > /dev/null || exit 1; done
+
+## collection: the warden.freebsd collection tarball in build/ (ansible-galaxy collection install it).
+collection: library venv
+	bin/build-collection build
 
 ## sizes: stripped release size of every module (the README reports them).
 sizes: library
@@ -86,5 +104,5 @@ bench: library venv
 
 clean:
 	cargo clean
-	rm -rf $(VENV) $(SANDBOX)
+	rm -rf $(VENV) $(SANDBOX) build
 	for m in $(MODULES); do rm -f library/$$m library/$${m}_*; done

@@ -200,3 +200,19 @@ def sshd():
     yield server
     server.stop()
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def fleet(request):
+    """A sandbox of N simulated VMs (N from the test's `fleet_size` marker, default 20), one
+    agent each, and its inventory (group `fleet`)."""
+    marker = request.node.get_closest_marker("fleet_size")
+    count = marker.args[0] if marker else 20
+    path = Path(tempfile.mkdtemp(prefix="wfl", dir="/tmp"))
+    path.chmod(0o755)
+    box = Sandbox(path / "s", [f"sim{n:02d}" for n in range(1, count + 1)])
+    box.inventory = path / "fleet.yml"
+    subprocess.run([sys.executable, REPO / "tests" / "fleet_inventory.py", str(count), box.inventory], check=True)
+    yield box
+    subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], check=False, capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
