@@ -91,6 +91,17 @@ def test_fresh_project_runs_the_roles_by_fqcn(project, sandbox):
 
 
 def test_fresh_project_runs_the_collection_playbook(project, sandbox):
+    # Without warden_secrets_dir the default would put generated passwords inside the
+    # installed collection (the playbook's directory): refused before any change.
+    hosts = project / "inventory" / "hosts.yml"
+    inventory = hosts.read_text()
+    hosts.write_text("\n".join(line for line in inventory.splitlines() if "warden_secrets_dir:" not in line) + "\n")
+    before = sandbox.snapshot()
+    rc, out = run_in(project, sandbox, "warden.freebsd.agent", "-e", "agent_name=clawdie")
+    assert rc != 0 and "inside an installed collection" in out, out
+    assert sandbox.snapshot() == before
+    hosts.write_text(inventory)
+
     rc, out = run_in(project, sandbox, "warden.freebsd.agent", "-e", "agent_name=clawdie")
     assert rc == 0, out
     assert "10.0.0.1" in sandbox.tool("ifconfig", "warden0").stdout
