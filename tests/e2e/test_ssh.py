@@ -1,7 +1,12 @@
 """agent.yml over real SSH (a loopback sshd of the test's own) to a target without Python,
 through the warden_binary action plugin's per-platform binary cache."""
 
+import platform
 import re
+import shutil
+import subprocess
+
+from conftest import BIN, REPO
 
 AGENT = ["playbooks/agent.yml", "-e", "agent_name=mevy"]
 
@@ -46,3 +51,29 @@ def test_plain_library_path_over_ssh(sandbox, sshd):
     assert "AnsiballZ_warden_bridge_alias" in out
     rc, out, recap = sandbox.playbook(*AGENT, "--tags", "network,pf", "-e", extra)
     assert rc == 0 and recap["sim1"]["changed"] == 0, out
+
+
+def test_the_targets_platform_picks_the_binary(sandbox, sshd, tmp_path):
+    """The plugin runs library/<module>_<system>_<arch> for the target's `uname -s -m` (or the
+    warden_platform variable), and says what it looked for when that build is missing."""
+    library = tmp_path / "library"
+    library.mkdir()
+    shutil.copy(REPO / "library" / "warden_bridge_alias", library / "warden_bridge_alias")
+    fake = library / "warden_bridge_alias_freebsd_amd64"
+    fake.write_text('#!/bin/sh\nprintf \'{"changed": false, "msg": "the freebsd_amd64 build ran with %s"}\' "$1"\n')
+    fake.chmod(0o755)
+    env = {"ANSIBLE_LIBRARY": str(library)}
+
+    def adhoc(*extra):
+        args = ["-m", "warden_bridge_alias", "-a", "addresses=10.0.1.1/24", "-e", sshd.extra_vars(warden_binary_dir=str(tmp_path / "cache"))]
+        done = subprocess.run(
+            [BIN / "ansible", "sim1", *args, *extra], cwd=REPO, env={**sandbox.env(), **env}, capture_output=True, text=True
+        )
+        return done.returncode, done.stdout + done.stderr
+
+    rc, out = adhoc("-e", "warden_platform=freebsd_amd64")
+    assert rc == 0 and "the freebsd_amd64 build ran with /dev/stdin" in out, out
+    rc, out = adhoc()  # uname -s -m over ssh: linux x86_64, which this library lacks
+    assert rc != 0, out
+    assert f"no warden_bridge_alias binary for linux_{platform.machine()}" in out, out
+    assert "warden_binary_cache: false" in out
