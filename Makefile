@@ -97,8 +97,12 @@ collection: library venv
 sizes: library
 	@for m in $(MODULES); do printf '%-22s %8d bytes\n' $$m $$(wc -c < library/$$m); done
 
-## bench: cost of converged runs (module alone vs the no-op floor, agent.yml re-run), sizes.
-bench: library venv
+## bench: warden against the stock-module way and Ansible's floor (not part of make test):
+## per step, modules alone, whole re-runs, fleet scaling, SSH, sizes -> bench/results/.
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+bench: library venv $(VENV)/.bench-installed
 	cargo build --release -p warden_probe -p warden_sim
 	WARDEN_SIM_BIN=$(CURDIR)/target/release/freebsd-sim python bench/bench.py
 
