@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-STEPS = ["network", "pf", "jails", "db", "env", "service"]
-MODULES = {
-    "network": "warden_bridge_alias",
-    "pf": "warden_pf_net",
-    "jails": "bastille_jail",
-    "db": "warden_db",
-    "env": "warden_env",
-    "service": "warden_rcd",
-}
+from harness import MODULE_OF_STEP as MODULES, STEPS
+
 MiB = 1024 * 1024
 
 

@@ -190,13 +190,8 @@ fn validate(p: &Params) -> Result<Want> {
             problems.push(e.to_string());
         }
     }
-    if !(p.bridge.len() <= 15
-        && p.bridge.starts_with(|c: char| c.is_ascii_alphabetic())
-        && p.bridge
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-    {
-        problems.push(format!("bridge {:?} is not an interface name", p.bridge));
+    if let Err(problem) = warden_runtime::ifconfig::check_name("bridge", &p.bridge) {
+        problems.push(problem);
     }
     if problems.is_empty() {
         Ok(Want { ip, gateway })

@@ -1,7 +1,7 @@
 //! bastille_jail against the simulated Bastille (several versions), jls, pkg and sysrc.
 
 use serde_json::{json, Value};
-use warden_sim::host::{ModuleRun, SimHost};
+use warden_sim::host::{with, ModuleRun, SimHost};
 
 fn module(host: &SimHost, args: Value) -> ModuleRun {
     host.run_module(env!("CARGO_BIN_EXE_bastille_jail"), &args)
@@ -25,13 +25,6 @@ fn params(host: &SimHost, name: &str, ip: &str) -> Value {
         "bastille_prefix": host.p("/usr/local/bastille"),
         "lock_file": host.p("/var/run/warden.lock"),
     })
-}
-
-fn with(mut base: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    base
 }
 
 fn out(host: &SimHost, tool: &str, args: &[&str]) -> (String, i32) {

@@ -96,24 +96,11 @@ impl Module for WardenBridgeAlias {
     }
 }
 
-/// IFNAMSIZ is 16 including the NUL.
-const MAX_IFNAME: usize = 15;
-
 /// Parses and checks the requested addresses on their own (before looking at the host).
 fn parse_request(params: &Params) -> Result<Vec<Ipv4Net>> {
     let mut problems = Vec::new();
-    let name_ok = !params.bridge.is_empty()
-        && params.bridge.len() <= MAX_IFNAME
-        && params.bridge.starts_with(|c: char| c.is_ascii_alphabetic())
-        && params
-            .bridge
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !name_ok {
-        problems.push(format!(
-            "bridge {:?} is not an interface name (a letter, then letters, digits or _, at most {MAX_IFNAME})",
-            params.bridge
-        ));
+    if let Err(problem) = ifconfig::check_name("bridge", &params.bridge) {
+        problems.push(problem);
     }
     let mut requested: Vec<Ipv4Net> = Vec::new();
     for text in &params.addresses {

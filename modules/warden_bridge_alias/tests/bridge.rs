@@ -1,7 +1,7 @@
 //! warden_bridge_alias against a simulated FreeBSD host (simulated ifconfig and sysrc).
 
 use serde_json::{json, Value};
-use warden_sim::host::{ModuleRun, SimHost};
+use warden_sim::host::{with, ModuleRun, SimHost};
 
 fn module(host: &SimHost, args: Value) -> ModuleRun {
     host.run_module(env!("CARGO_BIN_EXE_warden_bridge_alias"), &args)
@@ -13,13 +13,6 @@ fn params(host: &SimHost, addresses: &[&str]) -> Value {
         "rc_conf": host.p("/etc/rc.conf"),
         "lock_file": host.p("/var/run/warden.lock"),
     })
-}
-
-fn with(mut base: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    base
 }
 
 /// The bridge's IPv4 lines as ifconfig prints them.

@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 
 use serde_json::{json, Value};
-use warden_sim::host::{ModuleRun, SimHost};
+use warden_sim::host::{with, ModuleRun, SimHost};
 
 fn module(host: &SimHost, args: Value) -> ModuleRun {
     host.run_module(env!("CARGO_BIN_EXE_warden_env"), &args)
@@ -16,13 +16,6 @@ fn args(host: &SimHost) -> Value {
         "secret_values": {"WARDEN_DB_PASSWORD": "Canary-Secret-9"},
         "create_parent": true,
     })
-}
-
-fn with(mut base: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    base
 }
 
 #[test]

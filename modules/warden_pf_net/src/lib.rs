@@ -92,24 +92,14 @@ impl Module for WardenPfNet {
     }
 }
 
-fn is_ifname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 15
-        && s.starts_with(|c: char| c.is_ascii_alphabetic())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-}
-
 fn validate(params: &Params) -> Result<Vec<Ipv4Net>> {
     let mut problems = Vec::new();
     for (label, name) in [
         ("bridge", Some(&params.bridge)),
         ("ext_if", params.ext_if.as_ref()),
     ] {
-        if let Some(name) = name {
-            if !is_ifname(name) {
-                problems.push(format!("{label} {name:?} is not an interface name"));
-            }
+        if let Some(Err(problem)) = name.map(|n| ifconfig::check_name(label, n)) {
+            problems.push(problem);
         }
     }
     let mut subnets = Vec::new();

@@ -1,7 +1,7 @@
 //! warden_pf_net against a simulated FreeBSD host (simulated pfctl, sysrc, sysctl, ifconfig).
 
 use serde_json::{json, Value};
-use warden_sim::host::{ModuleRun, SimHost};
+use warden_sim::host::{with, ModuleRun, SimHost};
 
 fn module(host: &SimHost, args: Value) -> ModuleRun {
     host.run_module(env!("CARGO_BIN_EXE_warden_pf_net"), &args)
@@ -15,13 +15,6 @@ fn params(host: &SimHost, subnets: &[&str]) -> Value {
         "rc_conf": host.p("/etc/rc.conf"),
         "lock_file": host.p("/var/run/warden.lock"),
     })
-}
-
-fn with(mut base: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    base
 }
 
 fn stdout(host: &SimHost, tool: &str, args: &[&str]) -> String {

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use warden_sim::host::{which, SimHost};
+use warden_sim::host::{which, with, SimHost};
 
 type Run = warden_sim::host::ModuleRun;
 
@@ -41,13 +41,6 @@ fn params(host: &SimHost) -> Value {
         "locale_dir": host.p("/usr/share/locale"),
         "lock_file": host.p("/var/run/warden.lock"),
     })
-}
-
-fn with(mut base: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    base
 }
 
 fn status(host: &SimHost) -> (String, i32) {

@@ -151,6 +151,27 @@ pub fn all(ifconfig: &Path) -> Result<Vec<Interface>> {
     parse(&out.stdout).context("cannot parse `ifconfig -a`")
 }
 
+/// The longest interface name: IFNAMSIZ (16, sys/net/if.h) less the NUL.
+pub const MAX_NAME: usize = 15;
+
+/// Checks a user-given interface name: a letter, then letters, digits, `_` or `.` (VLANs),
+/// at most [`MAX_NAME`] bytes. FreeBSD itself takes more, but these names end up in rc.conf
+/// variable names and command lines, where nothing else is needed or safe.
+pub fn check_name(label: &str, name: &str) -> std::result::Result<(), String> {
+    let ok = name.len() <= MAX_NAME
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{label} {name:?} is not an interface name (a letter, then letters, digits, _ or ., at most {MAX_NAME})"
+        ))
+    }
+}
+
 /// `ifconfig <if> inet A/P alias`
 pub fn add_alias(ifconfig: &Path, interface: &str, addr: &Ipv4Net) -> Cmd {
     Cmd::new(ifconfig)

@@ -133,7 +133,7 @@ impl Parser {
             self.skip_blanks();
             match self.peek() {
                 None => return,
-                Some('\n') | Some(';') => {
+                Some('\n') | Some(';') | Some('&') | Some('|') => {
                     self.bump();
                     return;
                 }
@@ -186,7 +186,8 @@ impl Parser {
         loop {
             match self.peek() {
                 None => return,
-                Some('\n') | Some(';') => {
+                // `&&`, `||`, `&` and `|` end a simple command like `;` does.
+                Some('\n') | Some(';') | Some('&') | Some('|') => {
                     self.bump();
                     return;
                 }
@@ -196,7 +197,13 @@ impl Parser {
                     return;
                 }
                 _ => {
+                    // Redirections and parentheses are not words: step over them, or
+                    // this loop would never advance.
+                    let before = self.pos;
                     self.word();
+                    if self.pos == before {
+                        self.bump();
+                    }
                 }
             }
         }
@@ -455,5 +462,23 @@ mod tests {
             RcConf::read(Path::new("/nonexistent/rc.conf")).unwrap(),
             RcConf::default()
         );
+    }
+
+    #[test]
+    fn operators_end_commands_and_never_stall_the_reader() {
+        // Found by the property tests: these used to loop forever.
+        let rc = RcConf::parse(
+            "a=1 && b=2\n(x) > /dev/null\n[ -n x ] || c=3 | d=4 & e=5\n<in f=6\ng=7\n",
+        );
+        for (name, value) in [
+            ("a", "1"),
+            ("b", "2"),
+            ("c", "3"),
+            ("d", "4"),
+            ("e", "5"),
+            ("g", "7"),
+        ] {
+            assert_eq!(rc.get(name), Some(&lit(value)), "{name}");
+        }
     }
 }

@@ -6,7 +6,10 @@
 //! * `<root>/sim/faults` (one rule per line: `tool<TAB>substring<TAB>rc<TAB>stderr text`,
 //!   optionally `<TAB>times`) makes a matching invocation skip its real work, print the text
 //!   on stderr and exit with `rc` — `rc` 0 simulates a tool that claims success but did
-//!   nothing. A rule with `times` fires that many times, then disappears.
+//!   nothing. A rule with `times` fires that many times, then disappears. An `rc` of `hang`
+//!   makes the call write `<root>/sim/hanging` (its argv) and wait until `<root>/sim/release`
+//!   exists (at most 60 s), then fail having done nothing: a tool that is slow while its
+//!   caller is killed.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -135,6 +138,7 @@ fn fault(root: &Path, tool: &str, args: &[String]) -> Option<Out> {
     let rules = std::fs::read_to_string(&path).ok()?;
     let joined = args.join(" ");
     let mut fired = None;
+    let mut hang = false;
     let mut kept = Vec::new();
     for line in rules.lines() {
         let fields: Vec<&str> = line.split('\t').collect();
@@ -145,6 +149,7 @@ fn fault(root: &Path, tool: &str, args: &[String]) -> Option<Out> {
             continue;
         }
         let message = fields.get(3).copied().unwrap_or("");
+        hang = fields[2].trim() == "hang";
         fired = Some(Out {
             stdout: String::new(),
             stderr: if message.is_empty() {
@@ -168,6 +173,14 @@ fn fault(root: &Path, tool: &str, args: &[String]) -> Option<Out> {
     if fired.is_some() {
         let text: String = kept.iter().map(|l| format!("{l}\n")).collect();
         let _ = std::fs::write(&path, text);
+    }
+    drop(_lock);
+    if hang {
+        let _ = std::fs::write(root.join("sim/hanging"), format!("{tool} {joined}\n"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !root.join("sim/release").exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
     fired
 }

@@ -387,3 +387,13 @@ pub fn which(name: &str) -> Result<PathBuf, String> {
         .find(|p| p.is_file())
         .ok_or_else(|| format!("{name} is not installed"))
 }
+
+/// `base` with the keys of `extra` set: module args with a few changes.
+pub fn with(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(base_map), Some(extra_map)) = (base.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra_map {
+            base_map.insert(k.clone(), v.clone());
+        }
+    }
+    base
+}
