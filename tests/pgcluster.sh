@@ -2,12 +2,13 @@
 # A throw-away PostgreSQL cluster for tests and the demo.
 #   pgcluster.sh start DIR   initdb into DIR/data and start it; writes DIR/env
 #   pgcluster.sh stop DIR    stop it (the directory stays; remove it yourself)
+#   pgcluster.sh restart DIR start a stopped cluster again on the port in DIR/env
 # The server listens on 127.0.0.1 (a free port) and on a unix socket in DIR, uses SCRAM for
 # TCP (superuser "postgres" with a random password, in DIR/env), trusts local socket logins,
 # and logs every statement to DIR/server.log. Run as root, it runs PostgreSQL as the
 # postgres user (initdb refuses root).
 set -eu
-[ $# -eq 2 ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
+[ $# -eq 2 ] || { echo "usage: $0 start|stop|restart DIR" >&2; exit 2; }
 cmd=$1
 dir=$2
 
@@ -23,7 +24,18 @@ as_server() {
 	fi
 }
 
+server_start() {
+	as_server "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+		-o "-c listen_addresses=127.0.0.1 -p $1 -c unix_socket_directories=$dir -c log_statement=all -c fsync=off" \
+		start >/dev/null 2>&1
+}
+
 case $cmd in
+restart)
+	dir=$(cd "$dir" && pwd)
+	port=$(sed -n 's/^PGPORT=//p' "$dir/env")
+	server_start "$port" || { cat "$dir/server.log" >&2; exit 1; }
+	;;
 start)
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
@@ -43,9 +55,7 @@ start)
 	tries=0
 	while :; do
 		port=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 ))
-		if as_server "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-			-o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir -c log_statement=all -c fsync=off" \
-			start >/dev/null 2>&1; then
+		if server_start "$port"; then
 			break
 		fi
 		tries=$((tries + 1))
@@ -67,7 +77,7 @@ stop)
 	as_server "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
 	;;
 *)
-	echo "usage: $0 start|stop DIR" >&2
+	echo "usage: $0 start|stop|restart DIR" >&2
 	exit 2
 	;;
 esac

@@ -1,6 +1,7 @@
 """Fixtures for end-to-end tests: real ansible-playbook against fresh simulated hosts."""
 
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -84,7 +85,7 @@ class Sandbox:
         out = {}
         for path in sorted(root.rglob("*")):
             rel = str(path.relative_to(root))
-            if rel in ("sim/calls.log", "sim/faults") or rel.endswith(".lock"):
+            if rel in ("sim/calls.log", "sim/faults", "sim/hanging", "sim/release") or rel.endswith(".lock"):
                 continue
             st = path.lstat()
             content = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
@@ -216,3 +217,130 @@ def fleet(request):
     yield box
     subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], check=False, capture_output=True)
     shutil.rmtree(path, ignore_errors=True)
+
+
+LIBRARY = REPO / "library"
+
+
+class AgentHost:
+    """A simulated host already running agent clawdie, for modules run by themselves (bad
+    input, faults): its state must survive whatever they are given."""
+
+    def __init__(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="wah", dir="/tmp"))
+        self.tmp.chmod(0o755)
+        self.box = Sandbox(self.tmp / "s", ["sim1"])
+        rc, out, _ = self.box.playbook("playbooks/agent.yml", "-e", "agent_name=clawdie")
+        assert rc == 0, out
+        self.root = self.box.root()
+        self.pg = dict(line.split("=", 1) for line in (self.box.path / "pg" / "env").read_text().split())
+        self.env = self.box.env()
+        self.env.update(PATH=f"{self.box.path / 'bin'}:{self.env['PATH']}", WARDEN_SIM_ROOT=str(self.root))
+
+    def p(self, path):
+        return f"{self.root}{path}"
+
+    def tree_hash(self):
+        digest = hashlib.sha256()
+        for rel, (mode, uid, gid, content) in sorted(self.box.snapshot().items()):
+            digest.update(f"{rel}\0{mode}\0{uid}\0{gid}\0".encode() + hashlib.sha256(content).digest())
+        return digest.hexdigest()
+
+    def catalog(self):
+        sql = (
+            "SELECT (SELECT string_agg(rolname || ':' || coalesce(rolpassword, ''), ',' ORDER BY rolname) FROM pg_authid)"
+            " || '|' || (SELECT string_agg(datname || ':' || datdba::text || ':' || coalesce(datacl::text, ''), ',' ORDER BY datname)"
+            " FROM pg_database)"
+        )
+        out = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", self.pg["PGPORT"], "-U", "postgres", "-tAc", sql],
+            env={**os.environ, "PGPASSWORD": self.pg["PGPASSWORD"]},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout + (self.box.path / "pg" / "data" / "pg_hba.conf").read_text()
+
+    def run(self, module, args_text):
+        args = self.tmp / "args.json"
+        args.write_text(args_text) if args_text is not None else args.unlink(missing_ok=True)
+        return subprocess.run([LIBRARY / module, args], env=self.env, capture_output=True, text=True)
+
+    def start(self, module, args):
+        """Starts a module run in the background (its own process group)."""
+        path = self.tmp / f"{module}.bg.json"
+        path.write_text(json.dumps(args))
+        return subprocess.Popen([LIBRARY / module, path], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def tool(self, *argv):
+        return subprocess.run(list(argv), env=self.env, capture_output=True, text=True)
+
+    def psql(self, sql):
+        out = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", self.pg["PGPORT"], "-U", "postgres", "-tAc", sql],
+            env={**os.environ, "PGPASSWORD": self.pg["PGPASSWORD"]}, capture_output=True, text=True,
+        )
+        return out.stdout.strip()
+
+    def assert_clawdie_intact(self):
+        """Agent clawdie's address, NAT subnet, jails, service, database and .env."""
+        assert "inet 10.0.0.1 netmask 0xffffff00" in self.tool("ifconfig", "warden0").stdout
+        assert "10.0.0.1/24" in (self.root / "etc" / "rc.conf").read_text()
+        assert "10.0.0.0/24" in self.tool("pfctl", "-s", "nat").stdout
+        assert "10.0.0.0/24" in (self.root / "etc" / "pf.warden.conf").read_text()
+        assert {"clawdiegit", "clawdiecms", "clawdiedb"} <= set(self.tool("jls", "name").stdout.split())
+        assert self.tool("service", "clawdie", "status").returncode == 0
+        assert self.psql("SELECT count(*) FROM pg_database WHERE datname = 'clawdie'") == "1"
+        assert (self.root / "home" / "clawdie" / ".env").is_file()
+
+    def close(self):
+        subprocess.run([REPO / "tests" / "sandbox.sh", self.box.path, SIM], capture_output=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def base_args(host, module):
+    """Valid args for a new agent `nova` (10.0.5) on an AgentHost."""
+    lock = host.p("/var/run/warden.lock")
+    if module == "warden_bridge_alias":
+        return {"addresses": ["10.0.5.1/24"], "rc_conf": host.p("/etc/rc.conf"), "lock_file": lock}
+    if module == "warden_pf_net":
+        return {"subnets": ["10.0.5.0/24"], "ext_if": "vtnet0", "path": host.p("/etc/pf.warden.conf"),
+                "pf_conf": host.p("/etc/pf.conf"), "rc_conf": host.p("/etc/rc.conf"), "lock_file": lock}
+    if module == "bastille_jail":
+        return {"name": "novagit", "release": "14.2-RELEASE", "ip": "10.0.5.2/24", "gateway": "10.0.5.1",
+                "bastille_prefix": host.p("/usr/local/bastille"), "lock_file": lock}
+    if module == "warden_db":
+        return {"name": "nova", "password": "Nova-pw-1", "login_host": "127.0.0.1", "login_port": int(host.pg["PGPORT"]),
+                "login_user": "postgres", "login_password": host.pg["PGPASSWORD"], "ssl_mode": "disable",
+                "pg_hba_file": str(host.box.path / "pg" / "data" / "pg_hba.conf"), "pg_hba_address": "10.0.5.0/24"}
+    if module == "warden_env":
+        return {"path": host.p("/home/nova/.env"), "values": {"AGENT_NAME": "nova"}, "create_parent": True}
+    if module == "warden_rcd":
+        return {"name": "nova", "user": os.popen("id -un").read().strip(), "workdir": host.p("/home/nova"),
+                "command": "sleep 3600", "system_locale": "sl_SI.UTF-8", "tmux_path": shutil.which("tmux"),
+                "tmux_socket": host.p("/var/run/nova.tmux"), "rcd_dir": host.p("/usr/local/etc/rc.d"),
+                "rc_conf": host.p("/etc/rc.conf"), "rc_subr": host.p("/etc/rc.subr"),
+                "locale_dir": host.p("/usr/share/locale"), "owner": os.popen("id -un").read().strip(),
+                "group": os.popen("id -gn").read().strip(), "lock_file": lock}
+    raise ValueError(module)
+
+
+@pytest.fixture(scope="module")
+def agent_host_factory():
+    """Makes AgentHosts that live as long as the test module."""
+    made = []
+
+    def make():
+        made.append(AgentHost())
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+@pytest.fixture
+def agent_host():
+    h = AgentHost()
+    yield h
+    h.close()

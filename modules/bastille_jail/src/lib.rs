@@ -182,7 +182,7 @@ fn validate(p: &Params) -> Result<Want> {
     }
     for service in &p.services {
         if !is_identifier(service) {
-            problems.push(format!("service {service:?} is not an rc.d service name"));
+            problems.push(format!("services: {service:?} is not an rc.d service name"));
         }
     }
     for (key, value) in p.sysrc.iter().flatten() {
@@ -569,7 +569,8 @@ impl Planner<'_> {
         let mut problems = Vec::new();
         if self.version.forbids_dash_in_vnet_names() && p.name.contains(['-', '_']) {
             problems.push(format!(
-                "Bastille {} refuses '-' and '_' in VNET jail names (since 1.1.0.251001): name it {:?} instead (the warden_jails role does this when the separator is empty)",
+                "name {:?}: Bastille {} refuses '-' and '_' in VNET jail names (since 1.1.0.251001): name it {:?} instead (the warden_jails role does this when the separator is empty)",
+                p.name,
                 self.version,
                 p.name.replace(['-', '_'], "")
             ));

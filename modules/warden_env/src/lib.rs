@@ -5,7 +5,8 @@
 //!
 //! Format: one `KEY=value` per line, keys sorted. A value of plain characters is written
 //! bare; anything else in single quotes (no expansion in dotenv parsers), or, when it holds a
-//! single quote, in double quotes with `\` and `"` escaped. Newlines are refused: dotenv
+//! single quote, in double quotes with `\`, `"`, `$` and `` ` `` escaped, so that sh (`. ./.env`)
+//! and expanding dotenv parsers read the exact value back. Newlines are refused: dotenv
 //! dialects disagree on them.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -162,7 +163,15 @@ fn quote(value: &str) -> String {
     } else if !value.contains('\'') {
         format!("'{value}'")
     } else {
-        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+        let mut quoted = String::from("\"");
+        for c in value.chars() {
+            if matches!(c, '\\' | '"' | '$' | '`') {
+                quoted.push('\\');
+            }
+            quoted.push(c);
+        }
+        quoted.push('"');
+        quoted
     }
 }
 
@@ -205,16 +214,39 @@ mod tests {
             &map(&[
                 ("AGENT_NAME", "mevy"),
                 ("ASSISTANT_NAME", "Mevy the Great"),
-                ("Q", "it's \"x\""),
+                ("Q", "it's \"x\" for $5 `now`"),
             ]),
             &map(&[("WARDEN_DB_PASSWORD", "s3cr3t$")]),
         );
         assert_eq!(
             text,
-            "# Managed by warden_env; changes here are overwritten on the next run.\nAGENT_NAME=mevy\nASSISTANT_NAME='Mevy the Great'\nQ=\"it's \\\"x\\\"\"\nWARDEN_DB_PASSWORD='s3cr3t$'\n"
+            "# Managed by warden_env; changes here are overwritten on the next run.\nAGENT_NAME=mevy\nASSISTANT_NAME='Mevy the Great'\nQ=\"it's \\\"x\\\" for \\$5 \\`now\\`\"\nWARDEN_DB_PASSWORD='s3cr3t$'\n"
         );
         let shown = masked(&text, &map(&[("WARDEN_DB_PASSWORD", "s3cr3t$")]));
         assert!(shown.contains("WARDEN_DB_PASSWORD=********\n") && !shown.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn sh_reads_every_value_back_exactly() {
+        let values = map(&[
+            ("A", "plain-1.2"),
+            ("B", "two words"),
+            ("C", "it's \"x\" $HOME `id` \\n \\"),
+            ("D", "$(id) ${x} '"),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, render(&values, &BTreeMap::new())).unwrap();
+        for (key, value) in &values {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(". \"$1\"; printf %s \"${key}\""))
+                .arg("sh")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), *value, "{key}");
+        }
     }
 
     #[test]

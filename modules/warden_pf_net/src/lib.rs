@@ -120,11 +120,24 @@ fn validate(params: &Params) -> Result<Vec<Ipv4Net>> {
             Err(e) => problems.push(e.to_string()),
         }
     }
+    for (i, a) in subnets.iter().enumerate() {
+        for b in &subnets[i + 1..] {
+            if overlaps(a, b) {
+                problems.push(format!(
+                    "{a} and {b} overlap; each agent needs its own subnet"
+                ));
+            }
+        }
+    }
     if problems.is_empty() {
         Ok(subnets)
     } else {
         bail!("{}", problems.join("; "))
     }
+}
+
+fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// Reads the subnet set back from the include file this module wrote.
@@ -205,7 +218,18 @@ fn plan_all(params: &Params, requested: &[Ipv4Net], plan: &mut Plan) -> Result<(
             .copied()
             .collect(),
         (_, true) => requested.to_vec(),
-        _ => current.iter().chain(requested).copied().collect(),
+        _ => {
+            // Another agent's subnet that overlaps a new one would NAT the same addresses twice.
+            for new in requested.iter().filter(|n| !current.contains(n)) {
+                if let Some(old) = current.iter().find(|c| overlaps(c, new)) {
+                    bail!(
+                        "{new} overlaps {old}, already in the subnet set in {}; each agent needs its own subnet",
+                        params.path
+                    );
+                }
+            }
+            current.iter().chain(requested).copied().collect()
+        }
     };
     sort_subnets(&mut set);
 

@@ -24,6 +24,9 @@ const MAX_USER_LEN: usize = 32;
 const MAX_SOCKET_PATH: usize = 103;
 /// NAME_MAX: the name is also the script's file name.
 const MAX_NAME_LEN: usize = 255;
+/// The command reaches tmux as one argument; FreeBSD's ARG_MAX (sys/sys/syslimits.h) bounds
+/// all of argv and the environment together, so stay well inside it.
+const MAX_COMMAND_LEN: usize = 64 * 1024;
 
 pub fn validate(p: &Params) -> Result<()> {
     let mut problems = Vec::new();
@@ -56,6 +59,15 @@ pub fn validate(p: &Params) -> Result<()> {
         check(
             p.command.as_deref().is_some_and(|c| !c.trim().is_empty()),
             "command is required when state is present: it is what runs inside the agent's tmux session".into(),
+        );
+    }
+    if let Some(command) = &p.command {
+        check(
+            command.len() <= MAX_COMMAND_LEN,
+            format!(
+                "command is {} bytes; at most {MAX_COMMAND_LEN} fit on the command line that starts the tmux session (put a longer one in a script)",
+                command.len()
+            ),
         );
     }
     for (label, value) in string_params(p) {

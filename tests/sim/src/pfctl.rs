@@ -527,10 +527,21 @@ fn filter_rule(t: &[Tok]) -> Result<Vec<String>, String> {
         String::new()
     };
     let rest: Vec<&str> = t[next..].iter().map(Tok::text).collect();
-    match rest.as_slice() {
-        [] | ["keep", "state"] => {}
+    let (flags, rest) = match rest.as_slice() {
+        ["flags", f, tail @ ..] => (Some(*f), tail),
+        tail => (None, tail),
+    };
+    match rest {
+        [] if flags.is_none() => {}
+        [] => return Err("syntax error".into()),
         ["no", "state"] => state = " no state".into(),
-        ["flags", f, "keep", "state"] => state = format!(" flags {f} keep state"),
+        ["keep", "state", options @ ..] => {
+            state = format!(
+                " flags {} keep state{}",
+                flags.unwrap_or("S/SA"),
+                state_options(options)?
+            )
+        }
         _ => return Err("syntax error".into()),
     }
     if let Some(af) = family {
@@ -547,6 +558,67 @@ fn filter_rule(t: &[Tok]) -> Result<Vec<String>, String> {
             }
         })
         .collect())
+}
+
+/// `keep state (…)` options, printed the way `print_rule` in sbin/pfctl/pfctl_parser.c
+/// does: a fixed order, `, `-separated. parse.y turns on rule source tracking for the
+/// per-source limits, which print_rule shows as `source-track rule`. (Real pfctl also adds
+/// a `src.track` timeout after them; the simulator leaves that out.)
+fn state_options(t: &[&str]) -> Result<String, String> {
+    let inner = match t {
+        [] => return Ok(String::new()),
+        ["(", inner @ .., ")"] if !inner.is_empty() => inner,
+        _ => return Err("syntax error".into()),
+    };
+    const ORDER: [&str; 10] = [
+        "max",
+        "no-sync",
+        "source-track",
+        "max-src-states",
+        "max-src-conn",
+        "max-src-conn-rate",
+        "max-src-nodes",
+        "overload",
+        "if-bound",
+        "sloppy",
+    ];
+    let mut found: Vec<(usize, String)> = Vec::new();
+    for option in inner.split(|w| *w == ",") {
+        let text = match option {
+            [word @ ("max" | "max-src-states" | "max-src-conn" | "max-src-nodes"), n]
+                if n.parse::<u32>().is_ok() =>
+            {
+                format!("{word} {n}")
+            }
+            ["max-src-conn-rate", rate]
+                if rate
+                    .split_once('/')
+                    .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok()) =>
+            {
+                format!("max-src-conn-rate {rate}")
+            }
+            ["source-track"] => "source-track rule".into(),
+            ["source-track", scope @ ("rule" | "global")] => format!("source-track {scope}"),
+            ["overload", "<", table, ">", tail @ ..] if is_name(table) => match tail {
+                [] => format!("overload <{table}>"),
+                ["flush"] => format!("overload <{table}> flush"),
+                ["flush", "global"] => format!("overload <{table}> flush global"),
+                _ => return Err("syntax error".into()),
+            },
+            [word @ ("no-sync" | "if-bound" | "sloppy")] => word.to_string(),
+            _ => return Err("syntax error".into()),
+        };
+        let key = text.split(' ').next().unwrap_or_default();
+        let rank = ORDER.iter().position(|o| *o == key).unwrap_or(ORDER.len());
+        found.push((rank, text));
+    }
+    let limits_sources = found.iter().any(|(rank, _)| (3..=6).contains(rank));
+    if limits_sources && !found.iter().any(|(rank, _)| *rank == 2) {
+        found.push((2, "source-track rule".into()));
+    }
+    found.sort_by_key(|(rank, _)| *rank);
+    let texts: Vec<String> = found.into_iter().map(|(_, text)| text).collect();
+    Ok(format!(" ({})", texts.join(", ")))
 }
 
 /// `from X` / `to X` where X is `any`, an address, a CIDR, `<table>`, `(if)` or `{ list }`.
@@ -600,12 +672,33 @@ fn endpoint(t: &[Tok], i: usize, keyword: &str) -> Result<(Vec<String>, usize), 
         _ => return Err("syntax error".into()),
     }
     if t.get(i).map(Tok::text) == Some("port") {
-        let port = t.get(i + 1).ok_or("syntax error")?.text().to_string();
+        // `port 22` or a list, `port { 22 443 }`, which pfctl expands into one rule each.
+        let mut ports = Vec::new();
+        i += 1;
+        match t.get(i) {
+            Some(Tok::Sym("{")) => {
+                i += 1;
+                loop {
+                    match t.get(i) {
+                        Some(Tok::Sym("}")) => break,
+                        Some(Tok::Sym(",")) => {}
+                        Some(Tok::Word(port)) => ports.push(port.clone()),
+                        _ => return Err("syntax error".into()),
+                    }
+                    i += 1;
+                }
+                if ports.is_empty() {
+                    return Err("syntax error".into());
+                }
+            }
+            Some(Tok::Word(port)) => ports.push(port.clone()),
+            _ => return Err("syntax error".into()),
+        }
+        i += 1;
         items = items
-            .into_iter()
-            .map(|x| format!("{x} port = {port}"))
+            .iter()
+            .flat_map(|x| ports.iter().map(move |port| format!("{x} port = {port}")))
             .collect();
-        i += 2;
     }
     Ok((items, i))
 }
@@ -810,6 +903,29 @@ mod tests {
                 "pass in proto tcp from any to 10.0.0.1 port = 80 flags S/SA keep state"
             ]
         );
+    }
+
+    #[test]
+    fn port_lists_and_state_options() {
+        let (errors, _, rules) = check(
+            "table <bruteforce> persist\npass in proto tcp to port { 22, 443 } keep state (overload <bruteforce> flush global, max-src-conn 10)\npass out flags S/SAFR keep state (no-sync)\n",
+        );
+        assert_eq!(errors, "");
+        assert_eq!(
+            rules,
+            [
+                "pass in proto tcp from any to any port = 22 flags S/SA keep state (source-track rule, max-src-conn 10, overload <bruteforce> flush global)",
+                "pass in proto tcp from any to any port = 443 flags S/SA keep state (source-track rule, max-src-conn 10, overload <bruteforce> flush global)",
+                "pass out all flags S/SAFR keep state (no-sync)"
+            ]
+        );
+        for bad in [
+            "pass keep state (max-src-conn ten)\n",
+            "pass keep state ()\n",
+            "pass to port { } keep state\n",
+        ] {
+            assert_eq!(check(bad).0, "pf.conf:1: syntax error\n", "{bad}");
+        }
     }
 
     #[test]
