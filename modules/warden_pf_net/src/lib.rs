@@ -122,7 +122,7 @@ fn validate(params: &Params) -> Result<Vec<Ipv4Net>> {
     }
     for (i, a) in subnets.iter().enumerate() {
         for b in &subnets[i + 1..] {
-            if overlaps(a, b) {
+            if ipv4::overlaps(a, b) {
                 problems.push(format!(
                     "{a} and {b} overlap; each agent needs its own subnet"
                 ));
@@ -134,10 +134,6 @@ fn validate(params: &Params) -> Result<Vec<Ipv4Net>> {
     } else {
         bail!("{}", problems.join("; "))
     }
-}
-
-fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// Reads the subnet set back from the include file this module wrote.
@@ -221,7 +217,7 @@ fn plan_all(params: &Params, requested: &[Ipv4Net], plan: &mut Plan) -> Result<(
         _ => {
             // Another agent's subnet that overlaps a new one would NAT the same addresses twice.
             for new in requested.iter().filter(|n| !current.contains(n)) {
-                if let Some(old) = current.iter().find(|c| overlaps(c, new)) {
+                if let Some(old) = current.iter().find(|c| ipv4::overlaps(c, new)) {
                     bail!(
                         "{new} overlaps {old}, already in the subnet set in {}; each agent needs its own subnet",
                         params.path

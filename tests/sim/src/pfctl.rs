@@ -561,9 +561,9 @@ fn filter_rule(t: &[Tok]) -> Result<Vec<String>, String> {
 }
 
 /// `keep state (…)` options, printed the way `print_rule` in sbin/pfctl/pfctl_parser.c
-/// does: a fixed order, `, `-separated. parse.y turns on rule source tracking for the
-/// per-source limits, which print_rule shows as `source-track rule`. (Real pfctl also adds
-/// a `src.track` timeout after them; the simulator leaves that out.)
+/// does: a fixed order, `, `-separated. parse.y turns on source tracking for the per-source
+/// limits: `max-src-conn` and `max-src-conn-rate` per rule (PFRULE_RULESRCTRACK, printed
+/// `source-track rule`), `max-src-states` and `max-src-nodes` globally (`source-track global`).
 fn state_options(t: &[&str]) -> Result<String, String> {
     let inner = match t {
         [] => return Ok(String::new()),
@@ -612,9 +612,17 @@ fn state_options(t: &[&str]) -> Result<String, String> {
         let rank = ORDER.iter().position(|o| *o == key).unwrap_or(ORDER.len());
         found.push((rank, text));
     }
-    let limits_sources = found.iter().any(|(rank, _)| (3..=6).contains(rank));
-    if limits_sources && !found.iter().any(|(rank, _)| *rank == 2) {
-        found.push((2, "source-track rule".into()));
+    if !found.iter().any(|(rank, _)| *rank == 2) {
+        let has = |key: &str| {
+            found
+                .iter()
+                .any(|(_, text)| text.split(' ').next() == Some(key))
+        };
+        if has("max-src-conn") || has("max-src-conn-rate") {
+            found.push((2, "source-track rule".into()));
+        } else if has("max-src-states") || has("max-src-nodes") {
+            found.push((2, "source-track global".into()));
+        }
     }
     found.sort_by_key(|(rank, _)| *rank);
     let texts: Vec<String> = found.into_iter().map(|(_, text)| text).collect();
@@ -918,6 +926,11 @@ mod tests {
                 "pass in proto tcp from any to any port = 443 flags S/SA keep state (source-track rule, max-src-conn 10, overload <bruteforce> flush global)",
                 "pass out all flags S/SAFR keep state (no-sync)"
             ]
+        );
+        let (_, _, rules) = check("pass keep state (max-src-states 5)\n");
+        assert_eq!(
+            rules,
+            ["pass all flags S/SA keep state (source-track global, max-src-states 5)"]
         );
         for bad in [
             "pass keep state (max-src-conn ten)\n",
