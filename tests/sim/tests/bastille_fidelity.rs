@@ -135,7 +135,8 @@ fn long_names_get_bastille_n_epairs_on_1_1_1_and_later() {
         0
     );
     let conf = host.read("/usr/local/bastille/jails/mevyllamacpp/jail.conf");
-    assert!(conf.contains("vnet.interface = e0b_bastille0;"), "{conf}");
+    // 1.1.1.251118 `common.sh`: `epair_num=1` is the first candidate (was e0b_bastille0 here, wrongly).
+    assert!(conf.contains("vnet.interface = e0b_bastille1;"), "{conf}");
     let rc_conf = host.read("/usr/local/bastille/jails/mevyllamacpp/root/etc/rc.conf");
     assert!(
         rc_conf.contains("defaultrouter=\"192.168.122.1\""),
