@@ -310,14 +310,14 @@ impl JailRcEdit {
 
 impl Step for JailRcEdit {
     fn describe(&self) -> String {
-        format!("edit {} ({})", self.path.display(), self.shown())
+        format!(
+            "edit {} ({}, then write the copy back)",
+            self.path.display(),
+            self.shown()
+        )
     }
     fn command(&self) -> Option<String> {
-        Some(format!(
-            "{}, then write it back to {}",
-            self.shown(),
-            self.path.display()
-        ))
+        Some(self.shown())
     }
     fn apply(&mut self) -> Result<()> {
         check_jail_path(&self.root, &self.path)?;
