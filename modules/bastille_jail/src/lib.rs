@@ -560,8 +560,7 @@ impl Planner<'_> {
         let mut started_services = Vec::new();
         if want_running {
             for service in &p.services {
-                let up =
-                    known && !restart_for_network && self.service_status(service)?;
+                let up = known && !restart_for_network && self.service_status(service)?;
                 if !up {
                     started_services.push(service.clone());
                     plan.step(ServiceUp {
@@ -676,7 +675,11 @@ impl Planner<'_> {
         let local = PathBuf::from(format!("{}.local", rc_conf.display()));
         host.assignments.extend(RcConf::read(&local)?.assignments);
         let conf = Path::new(&p.bastille_conf);
-        Ok(bastille::bootstrap_blocker(&host, &RcConf::read(conf)?, conf))
+        Ok(bastille::bootstrap_blocker(
+            &host,
+            &RcConf::read(conf)?,
+            conf,
+        ))
     }
 
     /// Another jail on the same bridge with the same address is an error. A jail whose

@@ -499,13 +499,29 @@ fn bastille_service_status_exits_0_on_0_10() {
     let run = module(&host, args.clone());
     assert_eq!(run.code, 0, "{}", run.result);
     // nginx dies inside the jail; Bastille 0.10 would still say status 0.
-    host.tool("jexec", &["mevy-cms", "/usr/sbin/service", "nginx", "onestop"]);
-    assert_eq!(out(&host, "bastille", &["service", "mevy-cms", "nginx", "status"]).1, 0);
+    host.tool(
+        "jexec",
+        &["mevy-cms", "/usr/sbin/service", "nginx", "onestop"],
+    );
+    assert_eq!(
+        out(
+            &host,
+            "bastille",
+            &["service", "mevy-cms", "nginx", "status"]
+        )
+        .1,
+        0
+    );
     let again = module(&host, args.clone());
     assert_eq!(again.result["changed"], true, "{}", again.result);
     assert_eq!(again.result["services_started"], json!(["nginx"]));
     assert_eq!(
-        out(&host, "jexec", &["mevy-cms", "/usr/sbin/service", "nginx", "onestatus"]).1,
+        out(
+            &host,
+            "jexec",
+            &["mevy-cms", "/usr/sbin/service", "nginx", "onestatus"]
+        )
+        .1,
         0
     );
     assert_eq!(module(&host, args).result["changed"], false);
@@ -519,11 +535,19 @@ fn packages_install_in_a_new_jail_on_0_x() {
         let host = host(version);
         let run = module(
             &host,
-            with(params(&host, "mevy-git", "10.0.1.2/24"), json!({"packages": ["git"]})),
+            with(
+                params(&host, "mevy-git", "10.0.1.2/24"),
+                json!({"packages": ["git"]}),
+            ),
         );
         assert_eq!(run.code, 0, "{version}: {}", run.result);
         assert_eq!(
-            out(&host, "jexec", &["mevy-git", "/usr/local/sbin/pkg", "query", "%n"]).0,
+            out(
+                &host,
+                "jexec",
+                &["mevy-git", "/usr/local/sbin/pkg", "query", "%n"]
+            )
+            .0,
             "git\n",
             "{version}"
         );
@@ -554,19 +578,36 @@ fn packages_are_read_inside_the_jail_not_with_the_hosts_pkg_r() {
 /// on `-a`.
 #[test]
 fn destroy_a_is_unknown_before_0_14() {
-    for version in ["0.12.20241124", "0.12.20250111", "0.13.20250126", "0.11.20241022"] {
+    for version in [
+        "0.12.20241124",
+        "0.12.20250111",
+        "0.13.20250126",
+        "0.11.20241022",
+    ] {
         let host = host(version);
-        assert_eq!(module(&host, params(&host, "mevy-git", "10.0.1.2/24")).code, 0);
+        assert_eq!(
+            module(&host, params(&host, "mevy-git", "10.0.1.2/24")).code,
+            0
+        );
         let absent = module(
             &host,
-            with(params(&host, "mevy-git", "10.0.1.2/24"), json!({"state": "absent"})),
+            with(
+                params(&host, "mevy-git", "10.0.1.2/24"),
+                json!({"state": "absent"}),
+            ),
         );
         assert_eq!(absent.code, 0, "{version}: {}", absent.result);
         assert_eq!(
             absent.result["commands"],
-            json!([format!("{} destroy force mevy-git", host.bin.join("bastille").display())])
+            json!([format!(
+                "{} destroy force mevy-git",
+                host.bin.join("bastille").display()
+            )])
         );
-        assert!(!host.path("/usr/local/bastille/jails/mevy-git").exists(), "{version}");
+        assert!(
+            !host.path("/usr/local/bastille/jails/mevy-git").exists(),
+            "{version}"
+        );
         assert_eq!(out(&host, "jls", &["name"]).0, "", "{version}");
     }
 }
@@ -580,11 +621,19 @@ fn epair_names_without_length_fallback_on_0_11_and_0_12() {
         let before = host.snapshot();
         let run = module(&host, params(&host, "mevyllamacpp", "10.0.1.4/24"));
         assert_eq!(run.code, 1, "{version}: {}", run.result);
-        assert!(run.msg().contains("e0a_mevyllamacpp") && run.msg().contains("would not start"), "{}", run.msg());
+        assert!(
+            run.msg().contains("e0a_mevyllamacpp") && run.msg().contains("would not start"),
+            "{}",
+            run.msg()
+        );
         assert_eq!(host.snapshot(), before, "{version}");
     }
     // 0.13 falls back to epairN, 1.1.2 to e0a_bastilleN; 1.1.1 says it is 1.1.0 (truncation).
-    for (version, code) in [("0.13.20250126", 0), ("1.1.2.251119", 0), ("1.1.1.251118", 1)] {
+    for (version, code) in [
+        ("0.13.20250126", 0),
+        ("1.1.2.251119", 0),
+        ("1.1.1.251118", 1),
+    ] {
         let host = host(version);
         let run = module(&host, params(&host, "mevyllamacpp", "10.0.1.4/24"));
         assert_eq!(run.code, code, "{version}: {}", run.result);
@@ -603,7 +652,10 @@ fn bootstrap_on_a_zfs_host_without_bastille_zfs_enable() {
     for check in [true, false] {
         let run = module(
             &host,
-            with(params(&host, "mevygit", "10.0.1.2/24"), json!({"_ansible_check_mode": check})),
+            with(
+                params(&host, "mevygit", "10.0.1.2/24"),
+                json!({"_ansible_check_mode": check}),
+            ),
         );
         assert_eq!(run.code, 1, "{}", run.result);
         assert!(
@@ -611,13 +663,21 @@ fn bootstrap_on_a_zfs_host_without_bastille_zfs_enable() {
             "{}",
             run.msg()
         );
-        assert!(host.mutating_calls().is_empty(), "{:?}", host.mutating_calls());
+        assert!(
+            host.mutating_calls().is_empty(),
+            "{:?}",
+            host.mutating_calls()
+        );
         assert_eq!(host.snapshot(), before);
     }
     // With bastille_zfs_enable=YES Bastille does not ask.
     host.tool(
         "sysrc",
-        &["-f", &host.p("/usr/local/etc/bastille/bastille.conf"), "bastille_zfs_enable=YES"],
+        &[
+            "-f",
+            &host.p("/usr/local/etc/bastille/bastille.conf"),
+            "bastille_zfs_enable=YES",
+        ],
     );
     let run = module(&host, params(&host, "mevygit", "10.0.1.2/24"));
     assert_eq!(run.code, 0, "{}", run.result);
@@ -631,24 +691,56 @@ fn config_set_boot_on_0_10_writes_jail_conf() {
     let before = host.snapshot();
     let run = module(
         &host,
-        with(params(&host, "mevy-git", "10.0.1.2/24"), json!({"boot": false})),
+        with(
+            params(&host, "mevy-git", "10.0.1.2/24"),
+            json!({"boot": false}),
+        ),
     );
     assert_eq!(run.code, 1, "{}", run.result);
-    assert!(run.msg().contains("boot = off;") && run.msg().contains("0.14"), "{}", run.msg());
+    assert!(
+        run.msg().contains("boot = off;") && run.msg().contains("0.14"),
+        "{}",
+        run.msg()
+    );
     assert_eq!(host.snapshot(), before);
     // A jail.conf someone already gave a boot line is named, not started blindly.
-    assert_eq!(module(&host, params(&host, "mevy-git", "10.0.1.2/24")).code, 0);
-    let (_, rc) = out(&host, "bastille", &["config", "mevy-git", "set", "boot", "off"]);
+    assert_eq!(
+        module(&host, params(&host, "mevy-git", "10.0.1.2/24")).code,
+        0
+    );
+    let (_, rc) = out(
+        &host,
+        "bastille",
+        &["config", "mevy-git", "set", "boot", "off"],
+    );
     assert_eq!(rc, 0);
-    module(&host, with(params(&host, "mevy-git", "10.0.1.2/24"), json!({"state": "stopped"})));
+    module(
+        &host,
+        with(
+            params(&host, "mevy-git", "10.0.1.2/24"),
+            json!({"state": "stopped"}),
+        ),
+    );
     let run = module(&host, params(&host, "mevy-git", "10.0.1.2/24"));
     assert_eq!(run.code, 1, "{}", run.result);
-    assert!(run.msg().contains("unknown parameter: boot") && run.msg().contains("remove that line"), "{}", run.msg());
+    assert!(
+        run.msg().contains("unknown parameter: boot") && run.msg().contains("remove that line"),
+        "{}",
+        run.msg()
+    );
     // 0.14 keeps it in boot.conf.
     let host = self::host("0.14.20250420");
-    let run = module(&host, with(params(&host, "mevy-git", "10.0.1.2/24"), json!({"boot": false})));
+    let run = module(
+        &host,
+        with(
+            params(&host, "mevy-git", "10.0.1.2/24"),
+            json!({"boot": false}),
+        ),
+    );
     assert_eq!(run.code, 0, "{}", run.result);
-    assert!(host.read("/usr/local/bastille/jails/mevy-git/boot.conf").contains("boot=\"off\""));
+    assert!(host
+        .read("/usr/local/bastille/jails/mevy-git/boot.conf")
+        .contains("boot=\"off\""));
 }
 
 /// 0.10 (no `-g`) writes the host's own default route into a `-B` jail's rc.conf, with
@@ -660,8 +752,15 @@ fn bastille_0_10_writes_the_hosts_router_into_the_jail() {
     let run = module(&host, params(&host, "mevy-git", "10.0.1.2/24"));
     assert_eq!(run.code, 0, "{}", run.result);
     let rc = jail_rc(&host, "mevy-git");
-    assert!(rc.contains("ifconfig_vnet0=\" inet 10.0.1.2/24 \"") && rc.contains("defaultrouter=\"10.0.1.1\""), "{rc}");
-    assert_eq!(module(&host, params(&host, "mevy-git", "10.0.1.2/24")).result["changed"], false);
+    assert!(
+        rc.contains("ifconfig_vnet0=\" inet 10.0.1.2/24 \"")
+            && rc.contains("defaultrouter=\"10.0.1.1\""),
+        "{rc}"
+    );
+    assert_eq!(
+        module(&host, params(&host, "mevy-git", "10.0.1.2/24")).result["changed"],
+        false
+    );
 }
 
 /// 1.x `destroy -a` without `-y` stops the jail, then the y/n prompt fails with no terminal:
@@ -673,10 +772,21 @@ fn destroy_without_y_on_1_4_4_leaves_the_jail_stopped() {
     let (_, rc) = out(&host, "bastille", &["destroy", "-a", "mevygit"]);
     assert_eq!(rc, 1);
     assert_eq!(out(&host, "jls", &["name"]).0, "", "stopped by -a");
-    assert!(host.path("/usr/local/bastille/jails/mevygit/jail.conf").exists());
-    let absent = module(&host, with(params(&host, "mevygit", "10.0.1.2/24"), json!({"state": "absent"})));
+    assert!(host
+        .path("/usr/local/bastille/jails/mevygit/jail.conf")
+        .exists());
+    let absent = module(
+        &host,
+        with(
+            params(&host, "mevygit", "10.0.1.2/24"),
+            json!({"state": "absent"}),
+        ),
+    );
     assert_eq!(absent.code, 0, "{}", absent.result);
-    assert!(absent.result["commands"][0].as_str().unwrap().ends_with("destroy -a -y mevygit"));
+    assert!(absent.result["commands"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("destroy -a -y mevygit"));
     assert!(!host.path("/usr/local/bastille/jails/mevygit").exists());
 }
 
@@ -703,14 +813,25 @@ fn a_jail_rc_conf_symlinked_to_a_host_file_is_refused() {
         );
         assert_eq!(run.code, 1, "{}", run.result);
         assert!(run.msg().contains("symbolic link"), "{}", run.msg());
-        assert!(!run.result.to_string().contains("hunter2"), "{}", run.result);
-        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "api_token=\"hunter2-canary\"\n");
+        assert!(
+            !run.result.to_string().contains("hunter2"),
+            "{}",
+            run.result
+        );
+        assert_eq!(
+            std::fs::read_to_string(&secret).unwrap(),
+            "api_token=\"hunter2-canary\"\n"
+        );
         assert!(calls_of(&host, "sysrc").is_empty());
     }
     // The same through a linked etc directory.
     std::fs::remove_file(&jail_rc).unwrap();
     let etc = host.path("/usr/local/bastille/jails/mevygit/root/etc");
-    std::fs::rename(&etc, host.path("/usr/local/bastille/jails/mevygit/root/etc.real")).unwrap();
+    std::fs::rename(
+        &etc,
+        host.path("/usr/local/bastille/jails/mevygit/root/etc.real"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(host.path("/etc"), &etc).unwrap();
     let run = module(&host, params(&host, "mevygit", "10.0.1.9/24"));
     assert_eq!(run.code, 1, "{}", run.result);
@@ -729,12 +850,21 @@ fn the_jail_rc_conf_is_edited_on_a_private_copy() {
     host.clear_calls();
     let run = module(
         &host,
-        with(params(&host, "mevygit", "10.0.1.2/24"), json!({"sysrc": {"nginx_flags": "-q"}})),
+        with(
+            params(&host, "mevygit", "10.0.1.2/24"),
+            json!({"sysrc": {"nginx_flags": "-q"}}),
+        ),
     );
     assert_eq!(run.code, 0, "{}", run.result);
     let sysrc = calls_of(&host, "sysrc");
     assert_eq!(sysrc.len(), 1, "{sysrc:?}");
-    assert!(!sysrc[0].contains("/usr/local/bastille"), "sysrc ran on the jail's file: {sysrc:?}");
+    assert!(
+        !sysrc[0].contains("/usr/local/bastille"),
+        "sysrc ran on the jail's file: {sysrc:?}"
+    );
     assert!(jail_rc(&host, "mevygit").ends_with("nginx_flags=\"-q\"\n"));
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
 }

@@ -330,7 +330,10 @@ impl Step for JailRcEdit {
         let copy = dir.path().join("rc.conf");
         fs::write_atomic(
             &copy,
-            previous.as_ref().map(|p| p.content.as_slice()).unwrap_or(b""),
+            previous
+                .as_ref()
+                .map(|p| p.content.as_slice())
+                .unwrap_or(b""),
             Attrs {
                 mode: Some(0o600),
                 ..Attrs::default()
@@ -476,7 +479,11 @@ pub fn next_epair_unit(prefix: &Path) -> u32 {
 /// yes value (unset, empty or NO), every version's `bootstrap.sh` asks
 /// `ZFS is enabled in rc.conf but not bastille.conf. Do you want to continue? (N|y)` and,
 /// reading no answer, exits 1 with `Missing ZFS parameters. See bastille_zfs_enable.` (§8).
-pub fn bootstrap_blocker(host_rc: &RcConf, bastille_conf: &RcConf, conf_path: &Path) -> Option<String> {
+pub fn bootstrap_blocker(
+    host_rc: &RcConf,
+    bastille_conf: &RcConf,
+    conf_path: &Path,
+) -> Option<String> {
     let zfs_host = host_rc.get("zfs_enable").and_then(|v| v.literal()) == Some("YES");
     let zfs_bastille = bastille_conf
         .get("bastille_zfs_enable")
@@ -556,7 +563,13 @@ pub fn service_start(jexec_path: &Path, name: &str, service: &str) -> Cmd {
 /// 1.x's `bastille pkg -y` sets and 0.x cannot (§6, §7).
 pub fn pkg_install(jexec_path: &Path, name: &str, packages: &[String]) -> Cmd {
     jexec(jexec_path, name)
-        .args(["env", "ASSUME_ALWAYS_YES=yes", "/usr/sbin/pkg", "install", "-y"])
+        .args([
+            "env",
+            "ASSUME_ALWAYS_YES=yes",
+            "/usr/sbin/pkg",
+            "install",
+            "-y",
+        ])
         .args(packages)
 }
 
@@ -632,7 +645,10 @@ mod tests {
     #[test]
     fn reported_1_1_0_may_be_1_1_1_and_is_treated_as_truncating() {
         let v = Version::parse("1.1.0.251001").unwrap();
-        assert!(v.epair_problem("mevyllamacpp", 0).unwrap().contains("1.1.1"));
+        assert!(v
+            .epair_problem("mevyllamacpp", 0)
+            .unwrap()
+            .contains("1.1.1"));
     }
 
     #[test]
@@ -671,7 +687,15 @@ mod tests {
             "/usr/local/bin/bastille create -B -g 10.0.1.1 --no-boot mevygit 14.2-RELEASE 10.0.1.2/24 warden0"
         );
         assert_eq!(
-            create(b, Version(0, 14, 0), &NewJail { boot: false, ..jail("mevy-git") }).to_string(),
+            create(
+                b,
+                Version(0, 14, 0),
+                &NewJail {
+                    boot: false,
+                    ..jail("mevy-git")
+                }
+            )
+            .to_string(),
             "/usr/local/bin/bastille create -B --no-boot mevy-git 14.2-RELEASE 10.0.1.2/24 warden0"
         );
         assert_eq!(
@@ -702,7 +726,12 @@ mod tests {
     #[test]
     fn destroy_a_is_unknown_before_0_14() {
         let b = Path::new("bastille");
-        for v in ["0.10.20231125", "0.12.20241124", "0.12.20250111", "0.13.20250126"] {
+        for v in [
+            "0.10.20231125",
+            "0.12.20241124",
+            "0.12.20250111",
+            "0.13.20250126",
+        ] {
             let cmd = destroy(b, Version::parse(v).unwrap(), "x").to_string();
             assert_eq!(cmd, "bastille destroy force x", "{v}");
         }
@@ -712,14 +741,26 @@ mod tests {
     fn bootstrap_prompts_on_zfs_hosts_without_bastille_zfs_enable() {
         let conf = Path::new("/usr/local/etc/bastille/bastille.conf");
         let zfs = RcConf::parse("zfs_enable=\"YES\"\n");
-        for bastille in ["", "bastille_zfs_enable=\"\"\n", "bastille_zfs_enable=\"NO\"\n"] {
+        for bastille in [
+            "",
+            "bastille_zfs_enable=\"\"\n",
+            "bastille_zfs_enable=\"NO\"\n",
+        ] {
             let msg = bootstrap_blocker(&zfs, &RcConf::parse(bastille), conf).unwrap();
             assert!(msg.contains("bastille_zfs_enable") && msg.contains("Missing ZFS parameters"));
         }
-        assert!(bootstrap_blocker(&zfs, &RcConf::parse("bastille_zfs_enable=YES\n"), conf).is_none());
-        assert!(bootstrap_blocker(&RcConf::parse("zfs_enable=NO\n"), &RcConf::default(), conf).is_none());
+        assert!(
+            bootstrap_blocker(&zfs, &RcConf::parse("bastille_zfs_enable=YES\n"), conf).is_none()
+        );
+        assert!(
+            bootstrap_blocker(&RcConf::parse("zfs_enable=NO\n"), &RcConf::default(), conf)
+                .is_none()
+        );
         // bootstrap.sh compares the literal string YES.
-        assert!(bootstrap_blocker(&RcConf::parse("zfs_enable=yes\n"), &RcConf::default(), conf).is_none());
+        assert!(
+            bootstrap_blocker(&RcConf::parse("zfs_enable=yes\n"), &RcConf::default(), conf)
+                .is_none()
+        );
     }
 
     #[test]

@@ -349,15 +349,12 @@ impl Bastille {
             rest.get(3).copied().unwrap_or(""),
         );
         let any_vnet = vnet || vnet_bridge;
-        if v.at_least(0, 14, 0) {
-            self.info(&format!(
-                "\n{} jail: {name}...",
-                if self.v1() {
-                    "Creating"
-                } else {
-                    "Attempting to create"
-                }
-            ));
+        // create.sh: `\nAttempting to create jail: N` (1.0–1.4.2), `\nCreating jail: N...`
+        // (1.4.3+); 0.x prints no header.
+        if v.at_least(1, 4, 3) {
+            self.info(&format!("\nCreating jail: {name}..."));
+        } else if self.v1() {
+            self.info(&format!("\nAttempting to create jail: {name}"));
         }
         // validate_name, in Bastille's order; 0.x says "Container", 1.x "[ERROR]: Jail".
         let (pre, noun) = if self.v1() {
@@ -424,15 +421,20 @@ impl Bastille {
             format!("{ip}/24")
         };
         let (addr, prefix) = ip.split_once('/').unwrap_or((&ip, "24"));
-        if addr.parse::<Ipv4Addr>().is_err() || prefix.parse::<u8>().map(|p| p > 32).unwrap_or(true) {
+        if addr.parse::<Ipv4Addr>().is_err() || prefix.parse::<u8>().map(|p| p > 32).unwrap_or(true)
+        {
             return self.error_exit(&if self.v1() {
                 format!("[ERROR]: Invalid IP: {ip}")
             } else {
                 format!("Invalid: ({ip}).")
             });
         }
-        if self.v1() {
+        // `Valid IP: X` from 1.3.0 (common.sh validate_ip), `\nValid: (X).` in 1.0–1.2,
+        // `Valid: (X).` in 0.x (create.sh validate_ip); the same for the interface.
+        if v.at_least(1, 3, 0) {
             self.info(&format!("\nValid IP: {ip}"));
+        } else if self.v1() {
+            self.info(&format!("\nValid: ({ip})."));
         } else {
             self.info(&format!("Valid: ({ip})."));
         }
@@ -443,8 +445,10 @@ impl Bastille {
                 format!("Invalid: ({iface}).")
             });
         }
-        if self.v1() {
+        if v.at_least(1, 3, 0) {
             self.info(&format!("\nValid interface: {iface}"));
+        } else if self.v1() {
+            self.info(&format!("\nValid: ({iface})."));
         } else {
             self.info(&format!("Valid: ({iface})."));
         }
@@ -619,7 +623,8 @@ impl Bastille {
         } else {
             format!(" inet {ip} ")
         };
-        let mut vnet = format!("ifconfig_{epair_var}_name=\"vnet0\"\nifconfig_vnet0=\"{ifconfig}\"\n");
+        let mut vnet =
+            format!("ifconfig_{epair_var}_name=\"vnet0\"\nifconfig_vnet0=\"{ifconfig}\"\n");
         if v.at_least(1, 3, 0) {
             vnet.push_str(&format!(
                 "ifconfig_vnet0_descr=\"jail interface for {iface}\"\nifconfig_vnet0_ipv6=\"\"\ndefaultrouter=\"{gw}\"\nipv6_defaultrouter=\"NO\"\n"
@@ -671,11 +676,17 @@ impl Bastille {
         if !self.v1() {
             let used: Vec<u32> = confs
                 .iter()
-                .flat_map(|c| numbers_after(c, "epair").into_iter().chain(numbers_after(c, "bastille")))
+                .flat_map(|c| {
+                    numbers_after(c, "epair")
+                        .into_iter()
+                        .chain(numbers_after(c, "bastille"))
+                })
                 .chain(interfaces.iter().filter_map(|i| {
                     let rest = i.name.strip_prefix('e')?;
                     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-                    rest[digits.len()..].starts_with("a_").then(|| digits.parse().ok())?
+                    rest[digits.len()..]
+                        .starts_with("a_")
+                        .then(|| digits.parse().ok())?
                 }))
                 .collect();
             let n = (0..).find(|n| !used.contains(n)).unwrap_or(0);
@@ -734,6 +745,10 @@ impl Bastille {
             return self.error_continue("Jail is already running.");
         }
         self.start_one(&name);
+        if self.old_main_checks() {
+            // 0.10–0.13 `start.sh`/`stop.sh` end each jail with `echo` (0.14 does not).
+            self.out.stdout.push('\n');
+        }
         0
     }
 
@@ -756,6 +771,9 @@ impl Bastille {
             return self.error_continue("Jail is already stopped.");
         }
         self.stop_one(&name);
+        if self.old_main_checks() {
+            self.out.stdout.push('\n');
+        }
         0
     }
 
@@ -860,9 +878,6 @@ impl Bastille {
             .collect();
         write_running_services(&jroot, &enabled);
         self.out.stdout.push_str(&format!("{name}: created\n"));
-        if !self.v1() {
-            self.out.stdout.push('\n');
-        }
     }
 
     fn stop_one(&mut self, name: &str) {
@@ -886,9 +901,6 @@ impl Bastille {
         }
         write_running_services(&self.jail_root(name), &[]);
         self.out.stdout.push_str(&format!("{name}: removed\n"));
-        if !self.v1() {
-            self.out.stdout.push('\n');
-        }
     }
 
     /// `destroy.sh` per tag: 0.10–0.13 `[-f|--force|force] NAME` (force stops a running jail
@@ -931,6 +943,7 @@ impl Bastille {
                     return self.error_exit(&format!("Jail running.\nSee 'bastille stop {name}'."));
                 }
                 self.stop_one(name);
+                self.out.stdout.push('\n');
             }
             if !self.exists(name) {
                 return self.error_exit("Jail not found.");
@@ -981,7 +994,10 @@ impl Bastille {
         };
         let host_zfs = crate::sysrc::eval(
             &self.root.join("etc/defaults/rc.conf"),
-            &[self.root.join("etc/rc.conf"), self.root.join("etc/rc.conf.local")],
+            &[
+                self.root.join("etc/rc.conf"),
+                self.root.join("etc/rc.conf.local"),
+            ],
             "zfs_enable",
         );
         let bastille_zfs = crate::sysrc::eval(
@@ -991,9 +1007,13 @@ impl Bastille {
         )
         .unwrap_or_default();
         if host_zfs.as_deref() == Some("YES")
-            && !matches!(bastille_zfs.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1")
+            && !matches!(
+                bastille_zfs.to_ascii_lowercase().as_str(),
+                "yes" | "true" | "on" | "1"
+            )
         {
-            let question = "ZFS is enabled in rc.conf but not bastille.conf. Do you want to continue? (N|y)";
+            let question =
+                "ZFS is enabled in rc.conf but not bastille.conf. Do you want to continue? (N|y)";
             if self.version.at_least(1, 4, 0) {
                 self.out.stderr.push_str(&format!("{question}\n"));
             } else {
@@ -1076,7 +1096,9 @@ impl Bastille {
                 if *key == "boot" && !matches!(*value, "on" | "off") {
                     return self.error_exit("Boot value must be 'on' or 'off'.");
                 }
-                let settings = self.jail_dir(name).join(boot_file.unwrap_or("settings.conf"));
+                let settings = self
+                    .jail_dir(name)
+                    .join(boot_file.unwrap_or("settings.conf"));
                 let out = crate::sysrc::run(
                     &self.root,
                     &[
@@ -1514,7 +1536,10 @@ fn jail_pkg7(jroot: &Path, jail: &str, assume_yes: bool, args: &[String]) -> Out
             return Out::err(1, "The package management tool is not yet installed on your system.\nPlease set ASSUME_ALWAYS_YES=yes environment variable to be able to bootstrap in non-interactive (stdin not being a tty)\n");
         }
         let _ = fs::create_dir_all(jroot.join("usr/local/sbin"));
-        let _ = fs::write(jroot.join("usr/local/sbin/pkg"), "#!/bin/sh\n# sim pkg(8)\n");
+        let _ = fs::write(
+            jroot.join("usr/local/sbin/pkg"),
+            "#!/bin/sh\n# sim pkg(8)\n",
+        );
         let out = pkg(jroot, jail, args);
         return Out {
             stdout: format!(
@@ -1631,10 +1656,21 @@ fn jail_service(jroot: &Path, release: &str, args: &[String]) -> Out {
     match verb {
         "status" if !enabled && !one && !status_exempt => cannot("status"),
         "status" if is_running => Out::ok(format!("{svc} is running as pid 4242.\n")),
-        "status" => Out { stdout: format!("{svc} is not running.\n"), stderr: String::new(), rc: 1 },
+        "status" => Out {
+            stdout: format!("{svc} is not running.\n"),
+            stderr: String::new(),
+            rc: 1,
+        },
         "enable" => {
             let rc = jroot.join("etc/rc.conf");
-            crate::sysrc::run(jroot, &["-f".into(), rc.to_string_lossy().into_owned(), format!("{svc}_enable=YES")]);
+            crate::sysrc::run(
+                jroot,
+                &[
+                    "-f".into(),
+                    rc.to_string_lossy().into_owned(),
+                    format!("{svc}_enable=YES"),
+                ],
+            );
             Out::ok(format!("{svc} enabled in /etc/rc.conf\n"))
         }
         "start" | "stop" | "restart" if !enabled && !one => cannot(verb),
@@ -1644,7 +1680,10 @@ fn jail_service(jroot: &Path, release: &str, args: &[String]) -> Out {
             write_running_services(jroot, &running);
             Out::ok(format!("Starting {svc}.\n"))
         }
-        "stop" if !is_running => Out::err(1, format!("{svc} not running? (check /var/run/{svc}.pid).\n")),
+        "stop" if !is_running => Out::err(
+            1,
+            format!("{svc} not running? (check /var/run/{svc}.pid).\n"),
+        ),
         "stop" => {
             running.retain(|s| s != svc);
             write_running_services(jroot, &running);
@@ -1657,7 +1696,10 @@ fn jail_service(jroot: &Path, release: &str, args: &[String]) -> Out {
             }
             Out::ok(format!("Stopping {svc}.\nStarting {svc}.\n"))
         }
-        other => Out::err(1, format!("/usr/local/etc/rc.d/{svc}: unknown directive '{other}'.\n")),
+        other => Out::err(
+            1,
+            format!("/usr/local/etc/rc.d/{svc}: unknown directive '{other}'.\n"),
+        ),
     }
 }
 
@@ -1666,10 +1708,14 @@ fn jail_service(jroot: &Path, release: &str, args: &[String]) -> Out {
 fn jail_exec(jroot: &Path, jail: &str, argv: &[String]) -> Out {
     let mut argv: Vec<String> = argv.to_vec();
     let mut assume_yes = false;
-    if argv.first().map(String::as_str) == Some("env") || argv.first().map(String::as_str) == Some("/usr/bin/env") {
+    if argv.first().map(String::as_str) == Some("env")
+        || argv.first().map(String::as_str) == Some("/usr/bin/env")
+    {
         argv.remove(0);
         while let Some(a) = argv.first().cloned() {
-            let Some((k, v)) = a.split_once('=') else { break };
+            let Some((k, v)) = a.split_once('=') else {
+                break;
+            };
             if k == "ASSUME_ALWAYS_YES" {
                 assume_yes = matches!(v.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1");
             }
@@ -1680,15 +1726,15 @@ fn jail_exec(jroot: &Path, jail: &str, argv: &[String]) -> Out {
         return Out::err(1, "usage: env [-0iv] [-L|-U user[/class]] [-P utilpath] [-S string] [-u name] [name=value ...] [utility [argument ...]]\n");
     };
     let rest = &argv[1..];
-    let release = jroot
-        .parent()
-        .map(jail_release_of)
-        .unwrap_or_default();
+    let release = jroot.parent().map(jail_release_of).unwrap_or_default();
     match cmd.as_str() {
         "/usr/sbin/service" | "service" => jail_service(jroot, &release, rest),
         "/usr/sbin/pkg" | "pkg" => jail_pkg7(jroot, jail, assume_yes, rest),
         "/usr/local/sbin/pkg" if pkg8_installed(jroot) => pkg(jroot, jail, rest),
-        "/usr/local/sbin/pkg" => Out::err(1, "jexec: execvp: /usr/local/sbin/pkg: No such file or directory\n"),
+        "/usr/local/sbin/pkg" => Out::err(
+            1,
+            "jexec: execvp: /usr/local/sbin/pkg: No such file or directory\n",
+        ),
         "/usr/sbin/sysrc" | "sysrc" => crate::sysrc::run(jroot, rest),
         other => Out::err(
             SIM_FAILURE,
@@ -1749,7 +1795,11 @@ pub fn jexec(root: &Path, args: &[String]) -> Out {
         return Out::err(1, "usage: jexec [-l] [-d working-directory] [-u username | -U username] jail [command ...]\n");
     };
     let running = Running::load(root);
-    let name = match running.jails.iter().find(|(n, jid)| *n == name || jid.to_string() == *name) {
+    let name = match running
+        .jails
+        .iter()
+        .find(|(n, jid)| *n == name || jid.to_string() == *name)
+    {
         Some((n, _)) => n.clone(),
         None => return Out::err(1, format!("jexec: jail \"{name}\" not found\n")),
     };
