@@ -890,6 +890,41 @@ fn lines(items: &[String]) -> String {
 mod tests {
     use super::*;
 
+    /// 0.10–0.13 exit 1 for `stop` of a stopped jail (their main script's
+    /// `check_target_is_running`), 0.14+ exit 0: the step asks `jls` first and calls nothing.
+    #[test]
+    fn stop_of_a_stopped_jail_is_rc_1_on_0_10() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls");
+        let script = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let jls = script("jls", "exit 1");
+        let bastille = script(
+            "bastille",
+            &format!("echo \"$*\" >> {}; echo \"[x]: Not started. See 'bastille start x'.\" >&2; exit 1", log.display()),
+        );
+        let mut step = RunState {
+            up: false,
+            jls: jls.clone(),
+            name: "x".into(),
+            back: Cmd::new(&bastille).args(["start", "x"]),
+            step: Checked::new(Cmd::new(&bastille).args(["stop", "x"]), "jail x is stopped", {
+                let jls = jls.clone();
+                move || Ok(!bastille::is_running(&jls, "x")?)
+            }),
+            changed: false,
+        };
+        step.apply().unwrap();
+        step.undo().unwrap();
+        assert!(!log.exists(), "bastille was called: {:?}", std::fs::read_to_string(&log));
+        assert!(step.command().unwrap().ends_with("stop x"));
+    }
+
     #[test]
     fn release_names() {
         for ok in [
