@@ -906,22 +906,33 @@ mod tests {
         let jls = script("jls", "exit 1");
         let bastille = script(
             "bastille",
-            &format!("echo \"$*\" >> {}; echo \"[x]: Not started. See 'bastille start x'.\" >&2; exit 1", log.display()),
+            &format!(
+                "echo \"$*\" >> {}; echo \"[x]: Not started. See 'bastille start x'.\" >&2; exit 1",
+                log.display()
+            ),
         );
         let mut step = RunState {
             up: false,
             jls: jls.clone(),
             name: "x".into(),
             back: Cmd::new(&bastille).args(["start", "x"]),
-            step: Checked::new(Cmd::new(&bastille).args(["stop", "x"]), "jail x is stopped", {
-                let jls = jls.clone();
-                move || Ok(!bastille::is_running(&jls, "x")?)
-            }),
+            step: Checked::new(
+                Cmd::new(&bastille).args(["stop", "x"]),
+                "jail x is stopped",
+                {
+                    let jls = jls.clone();
+                    move || Ok(!bastille::is_running(&jls, "x")?)
+                },
+            ),
             changed: false,
         };
         step.apply().unwrap();
         step.undo().unwrap();
-        assert!(!log.exists(), "bastille was called: {:?}", std::fs::read_to_string(&log));
+        assert!(
+            !log.exists(),
+            "bastille was called: {:?}",
+            std::fs::read_to_string(&log)
+        );
         assert!(step.command().unwrap().ends_with("stop x"));
     }
 
