@@ -113,6 +113,14 @@ def mutating(call):
         return any("=" in a for a in argv)
     if tool == "jls":
         return False
+    if tool == "jexec":
+        # jexec [-l] [-U user] JAIL CMD...: service status and pkg query read only.
+        i = 0
+        while i < len(argv) and argv[i].startswith("-"):
+            i += 2 if argv[i] in ("-u", "-U") else 1
+        inner = argv[i + 1:]
+        return not ((len(inner) == 3 and inner[2] in ("status", "onestatus"))
+                    or (len(inner) >= 2 and inner[1] in ("query", "info")))
     if tool == "pkg":
         return not (len(argv) >= 3 and argv[0] == "-r" and argv[2] in ("query", "info"))
     if tool == "bastille":

@@ -102,7 +102,9 @@ def test_bastille_create_claims_success_having_done_nothing(host):
 
 def test_a_package_install_fails_in_the_new_jail(host):
     args = dict(base_args(host, "bastille_jail"), packages=["git"])
-    fault(host, "bastille", "novagit install -y git", 1, "pkg: No packages available to install matching 'git'")
+    # In-jail installs run through jexec (docs/bastille-facts.md §6).
+    fault(host, "jexec", "novagit env ASSUME_ALWAYS_YES=yes /usr/sbin/pkg install -y git", 1,
+          "pkg: No packages available to install matching 'git'")
     failed_cleanly(host, "bastille_jail", args, "No packages available")
     clear_faults(host)
     # Either rolled back or left for the next run: the next run completes it.
@@ -112,7 +114,7 @@ def test_a_package_install_fails_in_the_new_jail(host):
 
 def test_a_jail_service_fails_to_start(host):
     args = dict(base_args(host, "bastille_jail"), packages=["nginx"], services=["nginx"])
-    fault(host, "bastille", "service novagit nginx start", 1, "nginx: [emerg] bind() failed")
+    fault(host, "jexec", "novagit /usr/sbin/service nginx start", 1, "nginx: [emerg] bind() failed")
     failed_cleanly(host, "bastille_jail", args, "nginx")
     clear_faults(host)
     completes(host, "bastille_jail", args,

@@ -3,11 +3,12 @@
 //! trusted (see the runtime's `bastille` file).
 //!
 //! Shape: validate → observe once (`bastille -v`, `jls name`, the jail's files under the
-//! prefix, `pkg -r <root> query %n`, `bastille service … status` per service of a running
-//! jail) → plan: create (or bootstrap + create), correct drift in the jail's rc.conf (with
-//! the host's sysrc on the jail's file, which works whether the jail runs or not), start or
-//! stop, install missing packages, set rc.conf values, start services → the runtime reports
-//! or applies it.
+//! prefix, read without following links, and, in a running jail, `pkg query %n` and
+//! `service S onestatus` through `jexec`) → plan: create (or bootstrap + create), correct
+//! drift in the jail's rc.conf (the host's sysrc on a private copy, written back link-safe),
+//! start or stop, install missing packages, set rc.conf values, start services → the
+//! runtime reports or applies it. Bastille's behaviour per version is in the runtime's
+//! `bastille` file and `docs/bastille-facts.md`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::BTreeMap;
@@ -19,10 +20,10 @@ use anyhow::{anyhow, bail, Result};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
-use warden_runtime::bastille::{self, JailConfig, JailPaths, Version};
+use warden_runtime::bastille::{self, JailConfig, JailPaths, JailRcConf, JailRcEdit, Version};
 use warden_runtime::ipv4;
 use warden_runtime::netconf::{self, Part};
-use warden_runtime::plan::{Checked, Step};
+use warden_runtime::plan::{Checked, Step, Verify};
 use warden_runtime::rcconf::{is_yes, RcConf};
 use warden_runtime::shell::is_identifier;
 use warden_runtime::spec::{Param, Spec};
@@ -48,6 +49,8 @@ pub struct Params {
     pub recreate: bool,
     pub allow_public: bool,
     pub bastille_prefix: String,
+    pub bastille_conf: String,
+    pub rc_conf: String,
     pub bastille_path: Option<String>,
     pub lock_file: String,
     pub lock_timeout: i64,
@@ -75,6 +78,8 @@ impl Module for BastilleJail {
             Param::bool("recreate").default(false),
             Param::bool("allow_public").default(false),
             Param::path("bastille_prefix").default("/usr/local/bastille"),
+            Param::path("bastille_conf").default("/usr/local/etc/bastille/bastille.conf"),
+            Param::path("rc_conf").default("/etc/rc.conf"),
             Param::path("bastille_path"),
             Param::path("lock_file").default(warden_runtime::lock::DEFAULT_LOCK_FILE),
             Param::int("lock_timeout").default(300),
@@ -224,6 +229,7 @@ fn is_release(s: &str) -> bool {
 struct Tools {
     bastille: PathBuf,
     jls: PathBuf,
+    jexec: PathBuf,
 }
 
 impl Tools {
@@ -234,6 +240,7 @@ impl Tools {
                 None => find_tool("bastille")?,
             },
             jls: find_tool("jls")?,
+            jexec: find_tool("jexec")?,
         })
     }
 }
@@ -296,13 +303,25 @@ impl Planner<'_> {
             return Ok(());
         }
 
+        if !p.boot && self.version.boot_file().is_none() {
+            bail!(
+                "boot: false cannot be kept with Bastille {}: it has no per-jail boot setting (that came with 0.14), and its `bastille config {} set boot off` writes `boot = off;` into jail.conf, which jail(8) refuses at the next start; jails start at boot through bastille_list in the host's rc.conf",
+                self.version,
+                p.name
+            );
+        }
         let config = if exists {
-            Some(JailConfig::read(&paths)?)
+            Some(JailConfig::read(&paths, self.version)?)
         } else {
             None
         };
-        let rc = RcConf::read(&paths.rc_conf())?;
-        let (have_ip, have_router) = jail_network(&rc);
+        let jail_rc = if exists {
+            JailRcConf::read(&paths)?
+        } else {
+            JailRcConf::default()
+        };
+        let rc = &jail_rc.rc;
+        let (have_ip, have_router) = jail_network(rc);
         let ip = self.want.ip.or(have_ip);
         let gateway = self.want.gateway.map(|g| g.to_string());
         let release = p
@@ -341,12 +360,20 @@ impl Planner<'_> {
             self.check_new_jail(prefix, ip, release.as_deref(), plan)?;
         }
         if let Some(net) = ip {
-            self.check_collision(prefix, &net)?;
+            self.check_collision(prefix, &net, plan)?;
         }
 
         let want_running = p.state == "started" || (p.state == "present" && (running || create));
+        if !create && want_running && config.as_ref().is_some_and(|c| c.boot_param) {
+            bail!(
+                "jail {}'s jail.conf ({}) has a `boot` parameter, which jail(8) refuses (\"unknown parameter: boot\"), so the jail cannot start; Bastille before 0.14 writes it for `bastille config {} set boot …`: remove that line",
+                p.name,
+                paths.jail_conf().display(),
+                p.name
+            );
+        }
         let fresh = RcConf::default();
-        let mut changes = Changes::new(&paths.rc_conf(), if create { &fresh } else { &rc });
+        let mut changes = Changes::new(&paths.rc_conf(), if create { &fresh } else { rc });
         let mut restart_for_network = false;
 
         if create {
@@ -396,16 +423,18 @@ impl Planner<'_> {
                 )),
             );
             if !self.version.is_1x() {
-                // No -g before 1.0: the jail got the host's default route.
+                // No -g before 1.0: the VNET template wrote the host's own default route
+                // (`netstat -rn`) into the jail's rc.conf (0.10.20231125 `create.sh`).
                 changes.set("defaultrouter", &gateway)?;
                 restart_for_network = true;
             } else {
-                let rc_path = paths.rc_conf();
+                let jail_paths = paths.clone();
                 let gw = gateway.clone();
-                plan.step(warden_runtime::plan::Verify {
+                plan.step(Verify {
                     what: format!("jail {} routes through {gw}", p.name),
                     check: Box::new(move || {
-                        let router = RcConf::read(&rc_path)?
+                        let router = JailRcConf::read(&jail_paths)?
+                            .rc
                             .get("defaultrouter")
                             .and_then(|v| v.literal())
                             .map(String::from);
@@ -433,15 +462,15 @@ impl Planner<'_> {
             }
         }
 
-        // Boot flag (settings.conf, Bastille 1.0+).
-        if self.version.is_1x() && !create {
+        // Boot flag (settings.conf on 1.0+, boot.conf on 0.14).
+        if let (Some(file), false) = (self.version.boot_file(), create) {
             let want_boot = if p.boot { "on" } else { "off" };
             let have_boot = config
                 .as_ref()
                 .and_then(|c| c.boot.clone())
                 .unwrap_or_else(|| "on".into());
             if have_boot != want_boot {
-                let settings = paths.dir.join("settings.conf");
+                let settings = paths.dir.join(file);
                 let wanted = want_boot.to_string();
                 plan.step(Checked::new(
                     Cmd::new(&self.tools.bastille)
@@ -468,25 +497,27 @@ impl Planner<'_> {
             }
         }
         if !changes.is_empty() {
-            changes.apply_to(&find_tool("sysrc")?, plan)?;
+            plan.diff(changes.diff());
+            plan.step(JailRcEdit::new(&find_tool("sysrc")?, &paths, &changes));
         }
 
         // Run state.
         let will_run = running || create;
         if restart_for_network && will_run && want_running {
-            plan.step(self.stop_step());
-            plan.step(self.start_step());
+            plan.step(self.run_state(false));
+            plan.step(self.run_state(true));
         } else if want_running && !will_run {
-            plan.step(self.start_step());
+            plan.step(self.run_state(true));
         } else if !want_running && will_run {
-            plan.step(self.stop_step());
+            plan.step(self.run_state(false));
         }
 
-        // Packages and services need the jail running.
-        let mut installed = if create || p.packages.is_empty() {
-            Vec::new()
+        // Packages and services need the jail running; they are read inside it.
+        let known = running && !create;
+        let mut installed = if known && !p.packages.is_empty() {
+            bastille::installed_packages(&self.tools.jexec, &p.name, &paths.root())?
         } else {
-            bastille::installed_packages(&find_tool("pkg")?, &paths.root())?
+            Vec::new()
         };
         let missing: Vec<String> = p
             .packages
@@ -495,20 +526,29 @@ impl Planner<'_> {
             .cloned()
             .collect();
         if want_running && !missing.is_empty() {
-            let pkg = find_tool("pkg")?;
+            let jexec = self.tools.jexec.clone();
             let root = paths.root();
+            let name = p.name.clone();
             let expect = p.packages.clone();
-            plan.step(Checked::new(
-                bastille::pkg_install(&self.tools.bastille, self.version, &p.name, &missing),
-                format!("jail {} has {}", p.name, missing.join(", ")),
-                move || {
-                    let have = bastille::installed_packages(&pkg, &root)?;
-                    Ok(expect.iter().all(|w| have.contains(w)))
-                },
-            ));
+            plan.step(Packages {
+                install: bastille::pkg_install(&self.tools.jexec, &p.name, &missing),
+                query: (known || create).then_some(missing.clone()),
+                check: Checked::new(
+                    bastille::pkg_install(&self.tools.jexec, &p.name, &missing),
+                    format!("jail {} has {}", p.name, missing.join(", ")),
+                    move || {
+                        let have = bastille::installed_packages(&jexec, &name, &root)?;
+                        Ok(expect.iter().all(|w| have.contains(w)))
+                    },
+                ),
+                jexec: self.tools.jexec.clone(),
+                name: p.name.clone(),
+                root: paths.root(),
+                wanted: p.packages.clone(),
+            });
         } else if !missing.is_empty() {
             plan.warnings.push(format!(
-                "jail {} is stopped, so packages {} were not installed",
+                "jail {} is stopped, so packages {} were neither checked nor installed",
                 p.name,
                 missing.join(", ")
             ));
@@ -520,12 +560,11 @@ impl Planner<'_> {
         let mut started_services = Vec::new();
         if want_running {
             for service in &p.services {
-                let up =
-                    running && !create && !restart_for_network && self.service_status(service)?;
+                let up = known && !restart_for_network && self.service_status(service)?;
                 if !up {
                     started_services.push(service.clone());
                     plan.step(ServiceUp {
-                        bastille: self.tools.bastille.clone(),
+                        jexec: self.tools.jexec.clone(),
                         jail: p.name.clone(),
                         service: service.clone(),
                     });
@@ -542,11 +581,13 @@ impl Planner<'_> {
                 "stopped\n"
             },
         ));
-        plan.diff(Diff::new(
-            format!("jail {} packages", p.name),
-            lines(&before_packages),
-            lines(&installed),
-        ));
+        if known || create {
+            plan.diff(Diff::new(
+                format!("jail {} packages", p.name),
+                lines(&before_packages),
+                lines(&installed),
+            ));
+        }
         plan.value("state", if want_running { "started" } else { "stopped" });
         plan.value("ip", ip.map(|n| n.to_string()));
         plan.value("gateway", gateway.or(have_router));
@@ -575,7 +616,10 @@ impl Planner<'_> {
                 p.name.replace(['-', '_'], "")
             ));
         }
-        if let Some(problem) = self.version.epair_problem(&p.name) {
+        if let Some(problem) = self
+            .version
+            .epair_problem(&p.name, bastille::next_epair_unit(prefix))
+        {
             problems.push(problem);
         }
         if ip.is_none() {
@@ -590,6 +634,11 @@ impl Planner<'_> {
                 "release {rel} is not bootstrapped (no {}); run `bastille bootstrap {rel}` or set bootstrap: true",
                 prefix.join("releases").join(rel).display()
             )),
+            Some(rel) if !prefix.join("releases").join(rel).is_dir() => {
+                if let Some(problem) = self.bootstrap_blocker()? {
+                    problems.push(problem);
+                }
+            }
             Some(_) => {}
         }
         let bridges = Cmd::new(find_tool("ifconfig")?)
@@ -617,8 +666,25 @@ impl Planner<'_> {
         }
     }
 
-    /// Another jail on the same bridge with the same address is an error.
-    fn check_collision(&self, prefix: &Path, ip: &Ipv4Net) -> Result<()> {
+    /// `bastille bootstrap` stops at a question on ZFS hosts unless bastille.conf says ZFS.
+    fn bootstrap_blocker(&self) -> Result<Option<String>> {
+        let p = self.params;
+        let rc_conf = Path::new(&p.rc_conf);
+        // sysrc(8)'s default rc_conf_files: rc.conf, then rc.conf.local.
+        let mut host = RcConf::read(rc_conf)?;
+        let local = PathBuf::from(format!("{}.local", rc_conf.display()));
+        host.assignments.extend(RcConf::read(&local)?.assignments);
+        let conf = Path::new(&p.bastille_conf);
+        Ok(bastille::bootstrap_blocker(
+            &host,
+            &RcConf::read(conf)?,
+            conf,
+        ))
+    }
+
+    /// Another jail on the same bridge with the same address is an error. A jail whose
+    /// rc.conf cannot be read safely (a link its root planted) is skipped with a warning.
+    fn check_collision(&self, prefix: &Path, ip: &Ipv4Net, plan: &mut Plan) -> Result<()> {
         let Ok(entries) = std::fs::read_dir(prefix.join("jails")) else {
             return Ok(());
         };
@@ -631,11 +697,20 @@ impl Planner<'_> {
             if !paths.exists() {
                 continue;
             }
-            let config = JailConfig::read(&paths)?;
+            let config = JailConfig::read(&paths, self.version)?;
             if config.bridge.as_deref() != Some(self.params.bridge.as_str()) {
                 continue;
             }
-            let (their_ip, _) = jail_network(&RcConf::read(&paths.rc_conf())?);
+            let their = match JailRcConf::read(&paths) {
+                Ok(r) => r,
+                Err(e) => {
+                    plan.warnings.push(format!(
+                        "jail {other}'s address was not compared with this one: {e:#}"
+                    ));
+                    continue;
+                }
+            };
+            let (their_ip, _) = jail_network(&their.rc);
             if their_ip.map(|n| n.addr()) == Some(ip.addr()) {
                 bail!(
                     "address {} is already used by jail {other} on {}",
@@ -648,32 +723,36 @@ impl Planner<'_> {
     }
 
     fn service_status(&self, service: &str) -> Result<bool> {
-        Ok(Cmd::new(&self.tools.bastille)
-            .args(["service", &self.params.name, service, "status"])
-            .output()?
-            .success())
+        Ok(
+            bastille::service_status(&self.tools.jexec, &self.params.name, service)
+                .output()?
+                .success(),
+        )
     }
 
-    fn start_step(&self) -> Checked {
+    /// Starts (`up`) or stops the jail, unless it already is so when the step runs: `stop` of
+    /// a stopped jail exits 1 before 0.14 and 0 later, `start` of a running one exits 0.
+    fn run_state(&self, up: bool) -> RunState {
+        let verb = if up { "start" } else { "stop" };
+        let back = if up { "stop" } else { "start" };
         let jls = self.tools.jls.clone();
         let name = self.params.name.clone();
-        Checked::new(
-            Cmd::new(&self.tools.bastille).args(["start", &self.params.name]),
-            format!("jail {} runs", self.params.name),
-            move || bastille::is_running(&jls, &name),
-        )
-        .undo_with(Cmd::new(&self.tools.bastille).args(["stop", &self.params.name]))
-    }
-
-    fn stop_step(&self) -> Checked {
-        let jls = self.tools.jls.clone();
-        let name = self.params.name.clone();
-        Checked::new(
-            Cmd::new(&self.tools.bastille).args(["stop", &self.params.name]),
-            format!("jail {} is stopped", self.params.name),
-            move || Ok(!bastille::is_running(&jls, &name)?),
-        )
-        .undo_with(Cmd::new(&self.tools.bastille).args(["start", &self.params.name]))
+        RunState {
+            up,
+            jls: self.tools.jls.clone(),
+            name: self.params.name.clone(),
+            back: Cmd::new(&self.tools.bastille).args([back, &self.params.name]),
+            step: Checked::new(
+                Cmd::new(&self.tools.bastille).args([verb, &self.params.name]),
+                if up {
+                    format!("jail {} runs", self.params.name)
+                } else {
+                    format!("jail {} is stopped", self.params.name)
+                },
+                move || Ok(bastille::is_running(&jls, &name)? == up),
+            ),
+            changed: false,
+        }
     }
 
     fn destroy_step(&self, paths: &JailPaths) -> Checked {
@@ -686,38 +765,106 @@ impl Planner<'_> {
     }
 }
 
+/// `bastille start|stop` as a step that does nothing when the jail already is in that state
+/// when it runs, and whose undo puts it back only if it changed it.
+struct RunState {
+    up: bool,
+    jls: PathBuf,
+    name: String,
+    step: Checked,
+    back: Cmd,
+    changed: bool,
+}
+
+impl Step for RunState {
+    fn describe(&self) -> String {
+        self.step.describe()
+    }
+    fn command(&self) -> Option<String> {
+        self.step.command()
+    }
+    fn apply(&mut self) -> Result<()> {
+        if bastille::is_running(&self.jls, &self.name)? == self.up {
+            return Ok(());
+        }
+        self.step.apply()?;
+        self.changed = true;
+        Ok(())
+    }
+    fn undo(&mut self) -> Result<()> {
+        if self.changed && bastille::is_running(&self.jls, &self.name)? == self.up {
+            self.back.run()?;
+        }
+        Ok(())
+    }
+}
+
+/// Installs the missing packages in the running jail, then checks with the jail's own pkg
+/// that every wanted one is there. When the jail was not running while planning, what is
+/// missing is read first, once it runs.
+struct Packages {
+    install: Cmd,
+    /// What was known to be missing while planning (`None`: read when the step runs).
+    query: Option<Vec<String>>,
+    check: Checked,
+    jexec: PathBuf,
+    name: String,
+    root: PathBuf,
+    wanted: Vec<String>,
+}
+
+impl Step for Packages {
+    fn describe(&self) -> String {
+        self.install.to_string()
+    }
+    fn command(&self) -> Option<String> {
+        Some(self.install.to_string())
+    }
+    fn apply(&mut self) -> Result<()> {
+        if self.query.is_none() {
+            let have = bastille::installed_packages(&self.jexec, &self.name, &self.root)?;
+            let missing: Vec<String> = self
+                .wanted
+                .iter()
+                .filter(|w| !have.contains(w))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            self.check.cmd = bastille::pkg_install(&self.jexec, &self.name, &missing);
+        }
+        self.check.apply()
+    }
+}
+
 /// Starts a service inside the jail unless it already runs (the jail's own rc may have
-/// started it when the jail came up), then checks `status`.
+/// started it when the jail came up), then checks `onestatus`.
 struct ServiceUp {
-    bastille: PathBuf,
+    jexec: PathBuf,
     jail: String,
     service: String,
 }
 
-impl ServiceUp {
-    fn cmd(&self, verb: &str) -> Cmd {
-        Cmd::new(&self.bastille).args(["service", &self.jail, &self.service, verb])
-    }
-}
-
 impl Step for ServiceUp {
     fn describe(&self) -> String {
-        self.cmd("start").to_string()
+        bastille::service_start(&self.jexec, &self.jail, &self.service).to_string()
     }
     fn command(&self) -> Option<String> {
         Some(self.describe())
     }
     fn apply(&mut self) -> Result<()> {
-        if self.cmd("status").output()?.success() {
+        let status = bastille::service_status(&self.jexec, &self.jail, &self.service);
+        if status.output()?.success() {
             return Ok(());
         }
-        let out = self.cmd("start").run()?;
-        if self.cmd("status").output()?.success() {
+        let start = bastille::service_start(&self.jexec, &self.jail, &self.service);
+        let out = start.run()?;
+        if status.output()?.success() {
             return Ok(());
         }
         bail!(
-            "`{}` exited 0 but {} is not running in jail {}; it said: {}",
-            self.cmd("start"),
+            "`{start}` exited 0 but {} is not running in jail {}; it said: {}",
             self.service,
             self.jail,
             format!("{}{}", out.stdout, out.stderr).trim()
@@ -742,6 +889,52 @@ fn lines(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 0.10–0.13 exit 1 for `stop` of a stopped jail (their main script's
+    /// `check_target_is_running`), 0.14+ exit 0: the step asks `jls` first and calls nothing.
+    #[test]
+    fn stop_of_a_stopped_jail_is_rc_1_on_0_10() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("calls");
+        let script = |name: &str, body: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path
+        };
+        let jls = script("jls", "exit 1");
+        let bastille = script(
+            "bastille",
+            &format!(
+                "echo \"$*\" >> {}; echo \"[x]: Not started. See 'bastille start x'.\" >&2; exit 1",
+                log.display()
+            ),
+        );
+        let mut step = RunState {
+            up: false,
+            jls: jls.clone(),
+            name: "x".into(),
+            back: Cmd::new(&bastille).args(["start", "x"]),
+            step: Checked::new(
+                Cmd::new(&bastille).args(["stop", "x"]),
+                "jail x is stopped",
+                {
+                    let jls = jls.clone();
+                    move || Ok(!bastille::is_running(&jls, "x")?)
+                },
+            ),
+            changed: false,
+        };
+        step.apply().unwrap();
+        step.undo().unwrap();
+        assert!(
+            !log.exists(),
+            "bastille was called: {:?}",
+            std::fs::read_to_string(&log)
+        );
+        assert!(step.command().unwrap().ends_with("stop x"));
+    }
 
     #[test]
     fn release_names() {

@@ -83,6 +83,7 @@ pub fn main(argv: &[String]) -> i32 {
             "sysctl" => sysctl::run(&root, args),
             "bastille" => bastille::run(&root, args),
             "jls" => bastille::jls(&root, args),
+            "jexec" => bastille::jexec(&root, args),
             "pkg" => bastille::host_pkg(args),
             other => Out::err(
                 SIM_FAILURE,

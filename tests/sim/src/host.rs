@@ -90,6 +90,18 @@ impl Call {
                 args.as_slice(),
                 ["-e"] | ["-l"] | [_, "status" | "onestatus" | "enabled" | "rcvar" | "describe"]
             ),
+            // `jexec [-l] [-U root] JAIL CMD…`: reads are service status and pkg query.
+            "jexec" => {
+                let mut i = 0;
+                while i < args.len() && args[i].starts_with('-') {
+                    i += if matches!(args[i], "-u" | "-U") { 2 } else { 1 };
+                }
+                let inner: Vec<&str> = args.iter().copied().skip(i + 1).collect();
+                !matches!(
+                    inner.as_slice(),
+                    [_, _, "status" | "onestatus"] | [_, "query", ..] | [_, "info", ..]
+                )
+            }
             _ => true,
         }
     }

@@ -17,6 +17,6 @@ pub mod sysctl;
 pub mod sysrc;
 
 /// The tools the simulator answers to (the basenames of its links).
-pub const TOOLS: [&str; 8] = [
-    "ifconfig", "sysrc", "service", "pfctl", "sysctl", "bastille", "jls", "pkg",
+pub const TOOLS: [&str; 9] = [
+    "ifconfig", "sysrc", "service", "pfctl", "sysctl", "bastille", "jls", "jexec", "pkg",
 ];

@@ -135,7 +135,8 @@ fn long_names_get_bastille_n_epairs_on_1_1_1_and_later() {
         0
     );
     let conf = host.read("/usr/local/bastille/jails/mevyllamacpp/jail.conf");
-    assert!(conf.contains("vnet.interface = e0b_bastille0;"), "{conf}");
+    // 1.1.1.251118 `common.sh`: `epair_num=1` is the first candidate (was e0b_bastille0 here, wrongly).
+    assert!(conf.contains("vnet.interface = e0b_bastille1;"), "{conf}");
     let rc_conf = host.read("/usr/local/bastille/jails/mevyllamacpp/root/etc/rc.conf");
     assert!(
         rc_conf.contains("defaultrouter=\"192.168.122.1\""),
@@ -327,4 +328,180 @@ fn missing_release_and_bridge() {
         run(&host, "bastille", &["-v"]),
         (String::new(), "1.4.4\n".into(), 0)
     );
+}
+
+// ---- Fixtures: tests/fixtures/bastille/<release>/*.txt, outputs and files of the real
+// ---- scripts at that tag (each file's header names its source). Format:
+//   `# …`            comment / source
+//   `> tool args`    setup, output not checked
+//   `$ tool args`    checked; then optional `stdout:`/`stderr:` blocks (exact), `stdout~:` /
+//                    `stderr~:` blocks (each line must be one of the output's lines), `rc: N`
+//   `file: PATH`     the file's content must be the block; `absent: PATH` must not exist
+//   block lines start with `|`; `{root}` is the simulated host's root; `{any}` in a line
+//   matches any text.
+
+#[derive(Default)]
+struct Check {
+    argv: Vec<String>,
+    stdout: Option<(bool, Vec<String>)>,
+    stderr: Option<(bool, Vec<String>)>,
+    rc: Option<i32>,
+}
+
+fn line_matches(pattern: &str, line: &str) -> bool {
+    let parts: Vec<&str> = pattern.split("{any}").collect();
+    if parts.len() == 1 {
+        return pattern == line;
+    }
+    let mut rest = line;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(at) = rest.find(part) else {
+                return false;
+            };
+            rest = &rest[at + part.len()..];
+        }
+    }
+    true
+}
+
+fn compare(what: &str, exact: bool, want: &[String], have: &str) {
+    let have_lines: Vec<&str> = have.lines().collect();
+    if exact {
+        assert_eq!(
+            have_lines.len(),
+            want.len(),
+            "{what}: line count differs\nwant:\n{}\nhave:\n{have}",
+            want.join("\n")
+        );
+        for (w, h) in want.iter().zip(&have_lines) {
+            assert!(
+                line_matches(w, h),
+                "{what}: {h:?} does not match {w:?}\nhave:\n{have}"
+            );
+        }
+    } else {
+        for w in want {
+            assert!(
+                have_lines.iter().any(|h| line_matches(w, h)),
+                "{what}: no line matches {w:?}\nhave:\n{have}"
+            );
+        }
+    }
+}
+
+fn run_fixture(version: &str, path: &std::path::Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let host = SimHost::new();
+    std::fs::write(host.path("/sim/bastille.version"), version).unwrap();
+    let root = host.root.display().to_string();
+    let name = format!("{version}/{}", path.file_name().unwrap().to_string_lossy());
+    let mut lines = text.lines().peekable();
+    let block = |lines: &mut std::iter::Peekable<std::str::Lines>| -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(l) = lines.peek() {
+            let Some(rest) = l.strip_prefix('|') else {
+                break;
+            };
+            out.push(rest.replace("{root}", &root));
+            lines.next();
+        }
+        out
+    };
+    let mut pending: Option<Check> = None;
+    let finish = |check: Option<Check>| {
+        let Some(c) = check else { return };
+        let args: Vec<&str> = c.argv[1..].iter().map(String::as_str).collect();
+        let (out, err, rc) = run(&host, &c.argv[0], &args);
+        let what = format!("{name}: $ {}", c.argv.join(" "));
+        if let Some((exact, want)) = &c.stdout {
+            compare(&format!("{what} (stdout)"), *exact, want, &out);
+        }
+        if let Some((exact, want)) = &c.stderr {
+            compare(&format!("{what} (stderr)"), *exact, want, &err);
+        }
+        if let Some(want) = c.rc {
+            assert_eq!(
+                rc, want,
+                "{what}: exit code\nstdout:\n{out}\nstderr:\n{err}"
+            );
+        }
+    };
+    while let Some(line) = lines.next() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if let Some(cmd) = line.strip_prefix("> ") {
+            finish(pending.take());
+            let argv: Vec<&str> = cmd.split_whitespace().collect();
+            run(&host, argv[0], &argv[1..]);
+        } else if let Some(cmd) = line.strip_prefix("$ ") {
+            finish(pending.take());
+            pending = Some(Check {
+                argv: cmd.split_whitespace().map(String::from).collect(),
+                ..Check::default()
+            });
+        } else if let Some(kind) = line.strip_suffix(':').or_else(|| line.strip_suffix(":~")) {
+            let c = pending
+                .as_mut()
+                .unwrap_or_else(|| panic!("{name}: {line} outside a check"));
+            let (stream, exact) = match kind {
+                "stdout" => ("stdout", true),
+                "stderr" => ("stderr", true),
+                "stdout~" => ("stdout", false),
+                "stderr~" => ("stderr", false),
+                other => panic!("{name}: unknown block {other}"),
+            };
+            let want = block(&mut lines);
+            if stream == "stdout" {
+                c.stdout = Some((exact, want));
+            } else {
+                c.stderr = Some((exact, want));
+            }
+        } else if let Some(rc) = line.strip_prefix("rc: ") {
+            pending.as_mut().expect("rc outside a check").rc = Some(rc.trim().parse().unwrap());
+        } else if let Some(file) = line.strip_prefix("file: ") {
+            finish(pending.take());
+            let want = block(&mut lines);
+            let have = std::fs::read_to_string(host.path(file.trim()))
+                .unwrap_or_else(|e| panic!("{name}: cannot read {file}: {e}"));
+            compare(&format!("{name}: file {file}"), true, &want, &have);
+        } else if let Some(file) = line.strip_prefix("absent: ") {
+            finish(pending.take());
+            assert!(!host.path(file.trim()).exists(), "{name}: {file} exists");
+        } else {
+            panic!("{name}: cannot read fixture line {line:?}");
+        }
+    }
+    finish(pending.take());
+}
+
+/// Every fixture of every recorded release holds the simulator to the real scripts.
+#[test]
+fn simulator_matches_every_recorded_bastille_release() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/bastille");
+    let mut count = 0;
+    let mut versions: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    versions.sort_by_key(|e| e.file_name());
+    for v in versions {
+        let version = v.file_name().to_string_lossy().into_owned();
+        let mut files: Vec<_> = std::fs::read_dir(v.path()).unwrap().flatten().collect();
+        files.sort_by_key(|e| e.file_name());
+        for f in files {
+            run_fixture(&version, &f.path());
+            count += 1;
+        }
+    }
+    assert!(count >= 11, "only {count} fixtures found");
 }
