@@ -25,3 +25,8 @@ fn pfctl_without_pf_ko_only_n_works() {
 fn pfctl_prints_the_warden_isolation_rules() {
     check("pfctl/warden-isolation-rules.transcript");
 }
+
+#[test]
+fn ifconfig_renamed_bridge_keeps_its_unit() {
+    check("ifconfig/renamed-bridge-unit.transcript");
+}
