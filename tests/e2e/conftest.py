@@ -111,7 +111,7 @@ def mutating(call):
         return any(f in flags for f in "edF") or ("f" in flags and "n" not in flags)
     if tool == "sysctl":
         return any("=" in a for a in argv)
-    if tool == "jls":
+    if tool in ("jls", "kldstat"):
         return False
     if tool == "jexec":
         # jexec [-l] [-U user] JAIL CMD...: service status and pkg query read only.

@@ -10,6 +10,9 @@
 //! * a bridge is cloned as `bridgeN` and renamed; at boot rc.d/netif creates every word of
 //!   `cloned_interfaces` and then applies `ifconfig_<clone>_name` — keyed by the clone's
 //!   name — while addresses are keyed by the new name (`ifconfig_warden0…`);
+//! * clone units stay with an interface when it is renamed (sys/net/if_clone.c), so the
+//!   runtime bridge is made on a unit the kernel picks (`ifconfig bridge create name X`),
+//!   never on a unit guessed from interface names;
 //! * re-adding an address the interface already has succeeds silently, so idempotence
 //!   comes from observing first;
 //! * older network.subr stops reading `ifconfig_<if>_aliasN` at the first gap, so removals
@@ -31,7 +34,7 @@ use warden_runtime::plan::RunCmd;
 use warden_runtime::rcconf::{RcConf, RcValue};
 use warden_runtime::spec::{Param, Spec};
 use warden_runtime::sysrc::Changes;
-use warden_runtime::{find_tool, Cmd, Context, Diff, Module, Plan};
+use warden_runtime::{find_tool, Context, Diff, Module, Plan};
 
 pub struct WardenBridgeAlias;
 
@@ -307,6 +310,15 @@ impl Planner<'_> {
     }
 
     /// Creates, renames and brings up the bridge when needed, and persists it.
+    ///
+    /// At runtime a bridge with another name is made with `ifconfig bridge create name
+    /// <bridge>`: the kernel picks a unit free in the bridge cloner, which also holds the
+    /// units of bridges that were renamed (jib's `vtnet0bridge`, …) and that no interface
+    /// name shows (sys/net/if_clone.c `ifc_alloc_unit_next`); asking for `bridgeN create`
+    /// by name fails on such a host. rc.conf gets a clone name of its own:
+    /// `cloned_interfaces` is created at boot by rc.d/netif before anything renames a bridge
+    /// (jib and Bastille make theirs when jails start), so the lowest `bridgeN` that no
+    /// `cloned_interfaces` word and no interface uses now is free then.
     fn ensure_bridge(
         &self,
         runtime: Option<&Interface>,
@@ -315,10 +327,7 @@ impl Planner<'_> {
     ) -> Result<()> {
         let bridge = &self.params.bridge;
         let cloned = self.host.cloned()?;
-        let is_clone_name = |n: &str| {
-            n.strip_prefix("bridge")
-                .is_some_and(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_digit()))
-        };
+        let is_clone_name = |n: &str| matches!(ifconfig::split_unit(n), Some(("bridge", _)));
         // The clone that becomes the bridge at boot, if rc.conf already has one.
         let persisted_clone = cloned.iter().find(|c| {
             *c == bridge
@@ -329,42 +338,18 @@ impl Planner<'_> {
                     .and_then(RcValue::literal)
                     == Some(bridge.as_str())
         });
-        let free_unit = || {
-            (0..)
-                .map(|n| format!("bridge{n}"))
-                .find(|name| self.host.interface(name).is_none() && !cloned.contains(name))
-                .unwrap_or_default()
-        };
-        let mut clone_for_rc = persisted_clone.cloned();
         match runtime {
             None if !self.params.create => {
                 bail!("bridge {bridge} does not exist and create is false")
             }
             None => {
-                // An explicit unit, as rc.d/netif's clone_up creates cloned_interfaces at
-                // boot: check mode can then name every command and rc.conf line exactly.
-                let clone = if is_clone_name(bridge) {
-                    bridge.clone()
+                let create = if is_clone_name(bridge) {
+                    ifconfig::create(&self.ifconfig, bridge)
                 } else {
-                    clone_for_rc.clone().unwrap_or_else(free_unit)
+                    ifconfig::create_named(&self.ifconfig, "bridge", bridge)
                 };
-                if self.host.interface(&clone).is_some() {
-                    bail!("{clone} exists but is not named {bridge}; rename or destroy it first");
-                }
-                plan.step(
-                    RunCmd::new(Cmd::new(&self.ifconfig).arg(&clone).arg("create"))
-                        .undo_with(Cmd::new(&self.ifconfig).arg(&clone).arg("destroy")),
-                );
-                if clone != *bridge {
-                    plan.step(
-                        RunCmd::new(Cmd::new(&self.ifconfig).arg(&clone).arg("name").arg(bridge))
-                            .undo_with(
-                                Cmd::new(&self.ifconfig).arg(bridge).arg("name").arg(&clone),
-                            ),
-                    );
-                }
-                plan.run(Cmd::new(&self.ifconfig).arg(bridge).arg("up"));
-                clone_for_rc.get_or_insert(clone);
+                plan.step(RunCmd::new(create).undo_with(ifconfig::destroy(&self.ifconfig, bridge)));
+                plan.run(ifconfig::up(&self.ifconfig, bridge));
             }
             Some(iface) if !iface.is_bridge() => {
                 bail!(
@@ -372,19 +357,18 @@ impl Planner<'_> {
                     iface.groups.join(" ")
                 )
             }
-            Some(iface) if !iface.is_up() => {
-                plan.run(Cmd::new(&self.ifconfig).arg(bridge).arg("up"))
-            }
+            Some(iface) if !iface.is_up() => plan.run(ifconfig::up(&self.ifconfig, bridge)),
             Some(_) => {}
         }
         if self.params.persist && persisted_clone.is_none() {
-            let clone = clone_for_rc.unwrap_or_else(|| {
-                if is_clone_name(bridge) {
-                    bridge.clone()
-                } else {
-                    free_unit()
-                }
-            });
+            let clone = if is_clone_name(bridge) {
+                bridge.clone()
+            } else {
+                (0..)
+                    .map(|n| format!("bridge{n}"))
+                    .find(|name| self.host.interface(name).is_none() && !cloned.contains(name))
+                    .ok_or_else(|| anyhow!("no free bridge unit"))?
+            };
             let mut words = cloned.clone();
             words.push(clone.clone());
             rc.set("cloned_interfaces", &words.join(" "))?;

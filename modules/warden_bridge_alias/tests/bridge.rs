@@ -46,11 +46,12 @@ fn fresh_host_gets_the_bridge_and_the_first_address() {
     assert_eq!(run.result["changed"], true);
     let ifconfig = host.bin.join("ifconfig").display().to_string();
     let sysrc = host.bin.join("sysrc").display().to_string();
+    // The kernel picks the unit (`bridge create name warden0`): `bridge0 create` fails on
+    // hosts where a renamed bridge holds unit 0 (issue 13 gap 2, sys/net/if_clone.c).
     assert_eq!(
         run.result["commands"],
         json!([
-            format!("{ifconfig} bridge0 create"),
-            format!("{ifconfig} bridge0 name warden0"),
+            format!("{ifconfig} bridge create name warden0"),
             format!("{ifconfig} warden0 up"),
             format!("{ifconfig} warden0 inet 10.0.0.1/24 alias"),
             format!("{sysrc} -f {} cloned_interfaces=bridge0 ifconfig_bridge0_name=warden0 'ifconfig_warden0=inet 10.0.0.1/24'", host.p("/etc/rc.conf")),
@@ -348,4 +349,72 @@ fn single_address_alias_and_persist_false() {
         inet_lines(&host, "warden0"),
         ["inet 10.0.4.1 netmask 0xffffff00 broadcast 10.0.4.255"]
     );
+}
+
+/// Issue 13, gap 2: bridge units belong to the cloner and survive a rename. On a host where
+/// jib renamed bridge0 to vtnet0bridge, `ifconfig bridge0 create` fails with "interface
+/// bridge0 already exists"; the module must get a free unit from the kernel and persist a
+/// clone that is free at boot.
+#[test]
+fn issue13_gap2_bridge_unit_held_by_a_renamed_bridge() {
+    let host = SimHost::new();
+    // What jib does when a jail on vtnet0 starts.
+    host.tool("ifconfig", &["bridge", "create"]);
+    host.tool("ifconfig", &["bridge0", "name", "vtnet0bridge"]);
+    let before = host.snapshot();
+    let check = module(
+        &host,
+        with(
+            params(&host, &["10.0.0.1/24"]),
+            json!({"_ansible_check_mode": true}),
+        ),
+    );
+    assert_eq!(check.code, 0, "{}", check.result);
+    assert_eq!(host.snapshot(), before);
+
+    let run = module(&host, params(&host, &["10.0.0.1/24"]));
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert_eq!(run.result["commands"], check.result["commands"]);
+    assert_eq!(
+        inet_lines(&host, "warden0"),
+        ["inet 10.0.0.1 netmask 0xffffff00 broadcast 10.0.0.255"]
+    );
+    let bridges =
+        String::from_utf8_lossy(&host.tool("ifconfig", &["-g", "bridge"]).stdout).into_owned();
+    assert_eq!(bridges, "vtnet0bridge\nwarden0\n");
+    // rc.conf creates its own clone at boot, before jib makes vtnet0bridge again.
+    assert_eq!(
+        rc_lines(&host),
+        [
+            "cloned_interfaces=\"bridge0\"",
+            "ifconfig_bridge0_name=\"warden0\"",
+            "ifconfig_warden0=\"inet 10.0.0.1/24\""
+        ]
+    );
+    let again = module(&host, params(&host, &["10.0.0.1/24"]));
+    assert_eq!(again.result["changed"], false, "{}", again.result);
+}
+
+/// A bridge parameter that is itself a clone name is created with that unit; if a renamed
+/// bridge holds it, ifconfig's message reaches the user.
+#[test]
+fn explicit_clone_name_on_a_held_unit_fails_clearly() {
+    let host = SimHost::new();
+    host.tool("ifconfig", &["bridge", "create"]);
+    host.tool("ifconfig", &["bridge0", "name", "vtnet0bridge"]);
+    let run = module(
+        &host,
+        with(
+            params(&host, &["10.0.0.1/24"]),
+            json!({"bridge": "bridge0"}),
+        ),
+    );
+    assert_eq!(run.code, 1, "{}", run.result);
+    assert!(
+        run.msg().contains("interface bridge0 already exists"),
+        "{}",
+        run.msg()
+    );
+    assert_eq!(host.tool("ifconfig", &["bridge0"]).status.code(), Some(1));
+    assert!(!host.read("/etc/rc.conf").contains("bridge0"));
 }

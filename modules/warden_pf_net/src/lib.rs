@@ -4,10 +4,20 @@
 //! ruleset gets an `include` line where PF's statement order accepts it and is otherwise left
 //! alone.
 //!
-//! Shape: validate → observe (the two files, rc.conf, `pfctl -s info`, `pfctl -s nat` when
-//! the files are already right, `sysctl`) → plan: one ruleset transaction (candidates checked
+//! Shape: validate → observe (the two files, rc.conf, `kldstat -q -m pf`, and while pf.ko is
+//! loaded `pfctl -s info` and `pfctl -s nat` when the files are already right, `sysctl`) →
+//! plan: `kldload -n pf` when pf.ko is not loaded (every pfctl call but `-n` needs
+//! /dev/pf, which exists only with the module, and `pf_enable=YES` loads it at the next
+//! boot only: rc.d/pf's `required_modules`), one ruleset transaction (candidates checked
 //! with `pfctl -nf`, then replaced and loaded with `pfctl -f`, restored and reloaded if the
-//! load fails), `pf_enable`/`gateway_enable` via sysrc, `pfctl -e`, IP forwarding.
+//! load fails), `pf_enable`/`gateway_enable` via sysrc, `pfctl -e`, IP forwarding. A module
+//! that is not loaded yet is predicted as a freshly loaded pf.ko: disabled, no rules.
+//!
+//! The include's filter rules are all `quick` and come before the operator's own rules (the
+//! include sits before the first filter rule), so they decide only warden traffic and never
+//! open more than the agents need: the jails reach the outside through NAT and each other
+//! within their agent's /24; the host's own addresses and the other agents' subnets stay
+//! closed unless `allow_host_access` / `allow_inter_agent` say otherwise (see [`render`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::path::Path;
@@ -20,12 +30,12 @@ use serde::Deserialize;
 use warden_runtime::fs::{self as wfs, FileState};
 use warden_runtime::ifconfig;
 use warden_runtime::ipv4;
-use warden_runtime::pfctl::{self, LoadRuleset, RulesetFile};
+use warden_runtime::pfctl::{self, CheckRuleset, LoadRuleset, RulesetFile};
 use warden_runtime::plan::RunCmd;
 use warden_runtime::rcconf::RcConf;
 use warden_runtime::spec::{Param, Spec};
 use warden_runtime::sysrc::Changes;
-use warden_runtime::{find_tool, sysctl, Cmd, Context, Diff, Module, Plan};
+use warden_runtime::{find_tool, kld, sysctl, Cmd, Context, Diff, Module, Plan};
 
 pub struct WardenPfNet;
 
@@ -42,6 +52,8 @@ pub struct Params {
     pub manage_include: bool,
     pub enable: bool,
     pub allow_public: bool,
+    pub allow_host_access: bool,
+    pub allow_inter_agent: bool,
     pub rc_conf: String,
     pub lock_file: String,
     pub lock_timeout: i64,
@@ -53,6 +65,8 @@ const SET_MACRO: &str = "warden_net";
 /// redefines the main ruleset's `ext_if`.
 const EXT_MACRO: &str = "warden_ext_if";
 const FORWARDING: &str = "net.inet.ip.forwarding";
+/// The kernel module rc.d/pf requires (`required_modules="pf"`).
+const PF_MODULE: &str = "pf";
 
 impl Module for WardenPfNet {
     const NAME: &'static str = "warden_pf_net";
@@ -74,6 +88,8 @@ impl Module for WardenPfNet {
             Param::bool("manage_include").default(true),
             Param::bool("enable").default(true),
             Param::bool("allow_public").default(false),
+            Param::bool("allow_host_access").default(false),
+            Param::bool("allow_inter_agent").default(false),
             Param::path("rc_conf").default("/etc/rc.conf"),
             Param::path("lock_file").default(warden_runtime::lock::DEFAULT_LOCK_FILE),
             Param::int("lock_timeout").default(300),
@@ -162,11 +178,51 @@ pub fn parse_set(content: &str, path: &str) -> Result<Vec<Ipv4Net>> {
         .collect()
 }
 
+/// What the include file says besides the subnet set.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderOpts<'a> {
+    pub ext_if: Option<&'a str>,
+    pub bridge: &'a str,
+    pub pf_conf: &'a str,
+    pub allow_host_access: bool,
+    pub allow_inter_agent: bool,
+}
+
 /// The include file for a subnet set (sorted, so it changes only when the set does).
-pub fn render(subnets: &[Ipv4Net], ext_if: Option<&str>, bridge: &str, pf_conf: &str) -> String {
+///
+/// Every filter rule is `quick` and only matches traffic of the agents' subnets, in this
+/// order (first match wins):
+/// 1. `block drop in quick on BRIDGE inet from $warden_net to (self)`: the host's own
+///    addresses, each agent's `.1` included, are closed to the jails (unless
+///    `allow_host_access`); `(self)` is every address of the host, kept current (pf.conf(5);
+///    pfctl_parser.c `host_if` / `ifa_lookup` treat `self` as all interfaces);
+/// 2. `pass out quick on BRIDGE inet from (self) to $warden_net keep state`: what the host
+///    opens to its agents' jails (the agent process talks to its git, cms, db jails);
+/// 3. per agent /24 S: `pass in quick on BRIDGE inet from S to S keep state` and `pass quick
+///    on epair inet from S to S keep state`: an agent's jails talk to each other. That
+///    traffic is bridged, and sys/net/if_bridge.c runs the pfil hooks for forwarded frames
+///    on the bridge (`pfil_bridge`, default 1) and on the member interfaces (`pfil_member`,
+///    default 1), so it is also seen on the jails' epairs (group `epair`, kept through
+///    Bastille's renames), where a host's default block would drop it;
+/// 4. per agent /24 S: `block drop in quick on BRIDGE inet from S to { other agents }`
+///    (unless `allow_inter_agent`, which writes `pass out quick on BRIDGE inet from
+///    $warden_net to $warden_net keep state` instead);
+/// 5. `pass in quick on BRIDGE inet from $warden_net to any keep state`: the rest, i.e. the
+///    outside world through the NAT rule. Frames for the bridge's own address (routed
+///    traffic) reach pf on the bridge only (if_bridge.c `GRAB_OUR_PACKETS`: member filtering
+///    of local traffic needs `pfil_local_phys`, default 0), so these rules cover them.
+pub fn render(subnets: &[Ipv4Net], opts: RenderOpts) -> String {
+    let RenderOpts {
+        ext_if,
+        bridge,
+        pf_conf,
+        allow_host_access,
+        allow_inter_agent,
+    } = opts;
     let mut text = format!(
-        "# Managed by warden_pf_net; changes here are overwritten. NAT for the warden agents'\n\
-         # subnets, included from {pf_conf}.\n"
+        "# Managed by warden_pf_net; changes here are overwritten. NAT and filtering for the\n\
+         # warden agents' subnets on {bridge}, included from {pf_conf}; rules above the include\n\
+         # line there come first.\n"
     );
     if subnets.is_empty() {
         text.push_str("# No agent subnets.\n");
@@ -184,8 +240,50 @@ pub fn render(subnets: &[Ipv4Net], ext_if: Option<&str>, bridge: &str, pf_conf: 
     text.push_str(&format!(
         "nat on ${ext} from ${SET_MACRO} to any -> (${ext})\n"
     ));
+    if allow_host_access {
+        text.push_str(
+            "# The host's own addresses are open to the jails (allow_host_access: true).\n",
+        );
+    } else {
+        text.push_str(&format!(
+            "# The host's own addresses, every agent's .1 included, are closed to the jails\n\
+             # (allow_host_access: false).\n\
+             block drop in quick on {bridge} inet from ${SET_MACRO} to (self)\n"
+        ));
+    }
     text.push_str(&format!(
-        "pass quick on {bridge} inet from ${SET_MACRO} to any keep state\n"
+        "# Connections the host opens to its agents' jails.\n\
+         pass out quick on {bridge} inet from (self) to ${SET_MACRO} keep state\n\
+         # Each agent's jails reach each other (bridged: seen on {bridge} and on the jails' epairs).\n"
+    ));
+    for net in subnets {
+        text.push_str(&format!(
+            "pass in quick on {bridge} inet from {net} to {net} keep state\n\
+             pass quick on epair inet from {net} to {net} keep state\n"
+        ));
+    }
+    if allow_inter_agent {
+        text.push_str(&format!(
+            "# Agents reach each other (allow_inter_agent: true).\n\
+             pass out quick on {bridge} inet from ${SET_MACRO} to ${SET_MACRO} keep state\n"
+        ));
+    } else if subnets.len() > 1 {
+        text.push_str("# Agents do not reach each other (allow_inter_agent: false).\n");
+        for net in subnets {
+            let others: Vec<String> = subnets
+                .iter()
+                .filter(|o| *o != net)
+                .map(|o| o.to_string())
+                .collect();
+            text.push_str(&format!(
+                "block drop in quick on {bridge} inet from {net} to {{ {} }}\n",
+                others.join(", ")
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "# Everything else leaves through the NAT rule above.\n\
+         pass in quick on {bridge} inet from ${SET_MACRO} to any keep state\n"
     ));
     text
 }
@@ -279,9 +377,13 @@ fn plan_all(params: &Params, requested: &[Ipv4Net], plan: &mut Plan) -> Result<(
     }
     let new_include = render(
         &set,
-        params.ext_if.as_deref(),
-        &params.bridge,
-        &params.pf_conf,
+        RenderOpts {
+            ext_if: params.ext_if.as_deref(),
+            bridge: &params.bridge,
+            pf_conf: &params.pf_conf,
+            allow_host_access: params.allow_host_access,
+            allow_inter_agent: params.allow_inter_agent,
+        },
     );
 
     let mut files = Vec::new();
@@ -301,21 +403,40 @@ fn plan_all(params: &Params, requested: &[Ipv4Net], plan: &mut Plan) -> Result<(
     }
 
     let pfctl_tool = find_tool("pfctl")?;
-    // Files already right: make sure the loaded rules still carry every subnet.
-    let stale_rules = files.is_empty() && !set.is_empty() && {
-        let loaded = pfctl::nat_rules(&pfctl_tool)?;
-        set.iter().any(|net| {
-            !loaded
-                .iter()
-                .any(|rule| rule.contains(&format!(" from {net} to ")))
-        })
-    };
+    // pf.ko: without it only `pfctl -n` works, and a fresh module holds no rules and is off.
+    let pf_loaded = kld::is_loaded(&find_tool("kldstat")?, PF_MODULE)?;
+    // Files already right: make sure the loaded rules still translate every subnet.
+    let stale_rules = files.is_empty()
+        && !set.is_empty()
+        && (!pf_loaded || {
+            let nat = pfctl::nat_rules(&pfctl_tool)?;
+            let missing = |rules: &[String]| {
+                set.iter()
+                    .any(|net| !pfctl::translates(&nat, rules, &net.to_string()))
+            };
+            // OpenBSD-style `nat-to` rules are listed with the filter rules.
+            missing(&[]) && missing(&pfctl::filter_rules(&pfctl_tool)?)
+        });
     let reload = !files.is_empty() || stale_rules;
+    let load_module = !pf_loaded && (reload || params.enable);
+    // Check the candidates before loading the module, so a rejected ruleset changes nothing.
+    let check_first = load_module && !files.is_empty();
+    if check_first {
+        plan.step(CheckRuleset {
+            pfctl: pfctl_tool.clone(),
+            main: params.pf_conf.clone().into(),
+            files: files.clone(),
+        });
+    }
+    if load_module {
+        plan.step(RunCmd::new(kld::load(&find_tool("kldload")?, PF_MODULE)));
+    }
     if reload {
         plan.step(LoadRuleset {
             pfctl: pfctl_tool.clone(),
             main: params.pf_conf.clone().into(),
             files,
+            check: !check_first,
         });
     }
 
@@ -332,7 +453,7 @@ fn plan_all(params: &Params, requested: &[Ipv4Net], plan: &mut Plan) -> Result<(
         changes.set("pf_enable", "YES")?;
         changes.set("gateway_enable", "YES")?;
         changes.apply_to(&find_tool("sysrc")?, plan)?;
-        if !pfctl::is_enabled(&pfctl_tool)? {
+        if !pf_loaded || !pfctl::is_enabled(&pfctl_tool)? {
             plan.step(
                 RunCmd::new(Cmd::new(&pfctl_tool).arg("-e"))
                     .undo_with(Cmd::new(&pfctl_tool).arg("-d")),
@@ -356,6 +477,7 @@ fn plan_all(params: &Params, requested: &[Ipv4Net], plan: &mut Plan) -> Result<(
         set.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
     );
     plan.value("reloaded", reload);
+    plan.value("pf_module_loaded", load_module);
     plan.value("path", params.path.clone());
     plan.value("ext_if", ext_if);
     Ok(())
@@ -372,18 +494,77 @@ mod tests {
     #[test]
     fn render_and_read_back() {
         let set = nets(&["10.0.0.0/24", "10.0.1.0/24"]);
-        let text = render(&set, None, "warden0", "/etc/pf.conf");
+        let opts = RenderOpts {
+            ext_if: None,
+            bridge: "warden0",
+            pf_conf: "/etc/pf.conf",
+            allow_host_access: false,
+            allow_inter_agent: false,
+        };
+        let text = render(&set, opts);
         assert!(text.contains("warden_net = \"{ 10.0.0.0/24, 10.0.1.0/24 }\"\n"));
         assert!(text.contains("nat on $ext_if from $warden_net to any -> ($ext_if)\n"));
-        assert!(text.contains("pass quick on warden0 inet from $warden_net to any keep state\n"));
+        assert!(text.contains("pass in quick on warden0 inet from $warden_net to any keep state\n"));
         assert_eq!(parse_set(&text, "f").unwrap(), set);
-        let own = render(&set, Some("vtnet0"), "warden0", "/etc/pf.conf");
+        let own = render(
+            &set,
+            RenderOpts {
+                ext_if: Some("vtnet0"),
+                ..opts
+            },
+        );
         assert!(own.contains("warden_ext_if = \"vtnet0\"\nwarden_net"));
         assert!(own.contains("-> ($warden_ext_if)"));
+        assert_eq!(parse_set(&render(&[], opts), "f").unwrap(), vec![]);
+    }
+
+    /// The rule order decides: the block to the host comes before every pass, the
+    /// inter-agent blocks before the catch-all pass.
+    #[test]
+    fn isolation_rules_in_order() {
+        let set = nets(&["10.0.0.0/24", "10.0.1.0/24"]);
+        let opts = RenderOpts {
+            ext_if: None,
+            bridge: "warden0",
+            pf_conf: "/etc/pf.conf",
+            allow_host_access: false,
+            allow_inter_agent: false,
+        };
+        let rules: Vec<String> = render(&set, opts)
+            .lines()
+            .filter(|l| l.starts_with("pass") || l.starts_with("block"))
+            .map(String::from)
+            .collect();
         assert_eq!(
-            parse_set(&render(&[], None, "warden0", "/etc/pf.conf"), "f").unwrap(),
-            vec![]
+            rules,
+            [
+                "block drop in quick on warden0 inet from $warden_net to (self)",
+                "pass out quick on warden0 inet from (self) to $warden_net keep state",
+                "pass in quick on warden0 inet from 10.0.0.0/24 to 10.0.0.0/24 keep state",
+                "pass quick on epair inet from 10.0.0.0/24 to 10.0.0.0/24 keep state",
+                "pass in quick on warden0 inet from 10.0.1.0/24 to 10.0.1.0/24 keep state",
+                "pass quick on epair inet from 10.0.1.0/24 to 10.0.1.0/24 keep state",
+                "block drop in quick on warden0 inet from 10.0.0.0/24 to { 10.0.1.0/24 }",
+                "block drop in quick on warden0 inet from 10.0.1.0/24 to { 10.0.0.0/24 }",
+                "pass in quick on warden0 inet from $warden_net to any keep state",
+            ]
         );
+        let open = render(
+            &set,
+            RenderOpts {
+                allow_host_access: true,
+                allow_inter_agent: true,
+                ..opts
+            },
+        );
+        assert!(!open.contains("to (self)\n"), "{open}");
+        assert!(!open.contains("block"), "{open}");
+        assert!(open.contains(
+            "pass out quick on warden0 inet from $warden_net to $warden_net keep state\n"
+        ));
+        // One agent: nothing to isolate it from.
+        let one = render(&nets(&["10.0.0.0/24"]), opts);
+        assert_eq!(one.matches("block drop").count(), 1, "{one}");
     }
 
     #[test]

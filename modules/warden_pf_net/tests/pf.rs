@@ -34,12 +34,25 @@ fn fresh_host_with_ext_if_gets_files_rules_and_forwarding() {
     );
     assert_eq!(run.code, 0, "{}", run.result);
     assert_eq!(run.result["reloaded"], true);
+    // The guide's lone `pass quick on warden0 … to any` opened the host and the other
+    // agents to the jails (issue 14); the rules now close both before passing the rest.
     assert_eq!(
         host.read("/etc/pf.warden.conf"),
         format!(
-            "# Managed by warden_pf_net; changes here are overwritten. NAT for the warden agents'\n# subnets, included from {}.\n\
+            "# Managed by warden_pf_net; changes here are overwritten. NAT and filtering for the\n\
+             # warden agents' subnets on warden0, included from {}; rules above the include\n\
+             # line there come first.\n\
              warden_ext_if = \"vtnet0\"\nwarden_net = \"{{ 10.0.1.0/24 }}\"\nnat on $warden_ext_if from $warden_net to any -> ($warden_ext_if)\n\
-             pass quick on warden0 inet from $warden_net to any keep state\n",
+             # The host's own addresses, every agent's .1 included, are closed to the jails\n\
+             # (allow_host_access: false).\n\
+             block drop in quick on warden0 inet from $warden_net to (self)\n\
+             # Connections the host opens to its agents' jails.\n\
+             pass out quick on warden0 inet from (self) to $warden_net keep state\n\
+             # Each agent's jails reach each other (bridged: seen on warden0 and on the jails' epairs).\n\
+             pass in quick on warden0 inet from 10.0.1.0/24 to 10.0.1.0/24 keep state\n\
+             pass quick on epair inet from 10.0.1.0/24 to 10.0.1.0/24 keep state\n\
+             # Everything else leaves through the NAT rule above.\n\
+             pass in quick on warden0 inet from $warden_net to any keep state\n",
             host.p("/etc/pf.conf")
         )
     );
@@ -79,8 +92,8 @@ fn fresh_host_with_ext_if_gets_files_rules_and_forwarding() {
     );
     assert_eq!(
         host.calls().len(),
-        4,
-        "ifconfig -l, pfctl -s nat, pfctl -s info, sysctl -n: {:?}",
+        5,
+        "ifconfig -l, kldstat -q -m pf, pfctl -s nat, pfctl -s info, sysctl -n: {:?}",
         host.calls()
     );
 }
@@ -316,4 +329,176 @@ fn bad_input_is_refused_before_anything_changes() {
     }
     assert_eq!(host.snapshot(), before);
     assert!(host.mutating_calls().is_empty());
+}
+
+/// Issue 13, gap 1: on a fresh host PF was never started, so pf.ko is not loaded and every
+/// pfctl call but `-n` fails with `pfctl: /dev/pf: No such file or directory`. Check mode
+/// must predict loading it without running such a call; a real run loads it the way
+/// rc.d/pf does (`kldstat -q -m pf`, then `kldload`), then loads and enables the rules.
+#[test]
+fn issue13_gap1_pf_ko_not_loaded_on_a_fresh_host() {
+    let host = SimHost::new();
+    assert_eq!(
+        host.tool("kldstat", &["-q", "-m", "pf"]).status.code(),
+        Some(1)
+    );
+    let args = with(params(&host, &["10.0.1.0/24"]), json!({"ext_if": "vtnet0"}));
+    let before = host.snapshot();
+    let check = module(
+        &host,
+        with(args.clone(), json!({"_ansible_check_mode": true})),
+    );
+    assert_eq!(check.code, 0, "{}", check.result);
+    assert_eq!(check.result["changed"], true);
+    assert_eq!(host.snapshot(), before);
+    assert!(
+        host.mutating_calls().is_empty(),
+        "{:?}",
+        host.mutating_calls()
+    );
+    // Nothing that needs /dev/pf ran.
+    assert!(
+        host.calls()
+            .iter()
+            .all(|c| c.rc == 0 || c.tool == "kldstat"),
+        "{:?}",
+        host.calls()
+    );
+    let kldload = host.bin.join("kldload").display().to_string();
+    let commands: Vec<String> = check.result["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(commands[0], format!("{kldload} -n pf"), "{commands:?}");
+    assert!(commands.iter().any(|c| c.ends_with(" -e")), "{commands:?}");
+
+    let run = module(&host, args.clone());
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert_eq!(run.result["commands"], check.result["commands"]);
+    assert_eq!(run.result["pf_module_loaded"], true);
+    assert_eq!(
+        host.tool("kldstat", &["-q", "-m", "pf"]).status.code(),
+        Some(0)
+    );
+    assert!(stdout(&host, "pfctl", &["-s", "info"]).starts_with("Status: Enabled"));
+    assert_eq!(
+        stdout(&host, "pfctl", &["-s", "nat"]),
+        "nat on vtnet0 inet from 10.0.1.0/24 to any -> (vtnet0) round-robin\n"
+    );
+    let again = module(&host, args);
+    assert_eq!(again.result["changed"], false, "{}", again.result);
+    assert_eq!(again.result["pf_module_loaded"], false);
+}
+
+/// With pf.ko missing but the files already right (written by an earlier run on a host that
+/// rebooted without pf_enable taking effect, or by hand), the module still loads it and the
+/// rules.
+#[test]
+fn files_right_but_pf_ko_missing_loads_module_and_rules() {
+    let host = SimHost::new();
+    let args = with(
+        params(&host, &["10.0.1.0/24"]),
+        json!({"ext_if": "vtnet0", "enable": false}),
+    );
+    module(&host, args.clone());
+    // A reboot without pf: the module and its rules are gone, the files stay.
+    std::fs::remove_file(host.path("/sim/kld")).unwrap();
+    std::fs::remove_file(host.path("/sim/pf.json")).unwrap();
+    let run = module(&host, args);
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert_eq!(
+        (
+            run.result["reloaded"].clone(),
+            run.result["pf_module_loaded"].clone()
+        ),
+        (json!(true), json!(true))
+    );
+    assert!(stdout(&host, "pfctl", &["-s", "nat"]).contains("10.0.1.0/24"));
+}
+
+/// Issue 14: the bridge's pass rule must not override the operator's rules for traffic to
+/// the host itself or between agents. The loaded rules close both before anything passes;
+/// the module options open them, and say so in the file.
+#[test]
+fn issue14_pass_rule_keeps_the_host_and_other_agents_closed() {
+    let host = SimHost::new();
+    std::fs::write(host.path("/etc/pf.conf"), ADMIN_PF_CONF).unwrap();
+    module(&host, params(&host, &["10.0.0.0/24"]));
+    let run = module(&host, params(&host, &["10.0.1.0/24"]));
+    assert_eq!(run.code, 0, "{}", run.result);
+    let rules: Vec<String> = stdout(&host, "pfctl", &["-s", "rules"])
+        .lines()
+        .map(String::from)
+        .collect();
+    let at = |rule: &str| {
+        rules
+            .iter()
+            .position(|r| r == rule)
+            .unwrap_or_else(|| panic!("{rule} not loaded: {rules:#?}"))
+    };
+    let to_host = at("block drop in quick on warden0 inet from 10.0.1.0/24 to (self)");
+    let a_to_b = at("block drop in quick on warden0 inet from 10.0.0.0/24 to 10.0.1.0/24");
+    let b_to_a = at("block drop in quick on warden0 inet from 10.0.1.0/24 to 10.0.0.0/24");
+    let own =
+        at("pass in quick on warden0 inet from 10.0.1.0/24 to 10.0.1.0/24 flags S/SA keep state");
+    let out = at("pass in quick on warden0 inet from 10.0.1.0/24 to any flags S/SA keep state");
+    let admin = at("block drop in all");
+    // First match wins among quick rules: the host block before the agent's own pass, the
+    // inter-agent blocks before the catch-all pass, all before the operator's own rules.
+    assert!(to_host < own && own < a_to_b && a_to_b < out && b_to_a < out && out < admin);
+    assert!(
+        rules
+            .iter()
+            .all(|r| !(r.starts_with("pass") && r.contains("to (self)"))),
+        "{rules:#?}"
+    );
+
+    // Opened on request: no blocks of warden's own, and the file says which option did it.
+    let run = module(
+        &host,
+        with(
+            params(&host, &["10.0.1.0/24"]),
+            json!({"allow_host_access": true, "allow_inter_agent": true}),
+        ),
+    );
+    assert_eq!(run.result["changed"], true, "{}", run.result);
+    let include = host.read("/etc/pf.warden.conf");
+    assert!(
+        include.contains("(allow_host_access: true)")
+            && include.contains("(allow_inter_agent: true)"),
+        "{include}"
+    );
+    let rules = stdout(&host, "pfctl", &["-s", "rules"]);
+    assert!(
+        !rules.contains("to (self)\n") && !rules.contains("block drop in quick"),
+        "{rules}"
+    );
+}
+
+/// Issue 13, gap 6: the loaded-NAT check reads both forms — `-s nat` translation rules
+/// (FreeBSD 13–15) and OpenBSD-style `nat-to` filter rules listed by `-s rules` — so a
+/// ruleset loaded in either form is not reloaded needlessly, and a missing subnet is.
+#[test]
+fn issue13_gap6_loaded_nat_check_reads_nat_to_rules_too() {
+    let host = SimHost::new();
+    host.load_kernel_modules(&["pf"]);
+    let args = with(params(&host, &["10.0.1.0/24"]), json!({"ext_if": "vtnet0"}));
+    module(&host, args.clone());
+    std::fs::write(
+        host.path("/sim/pf.json"),
+        r#"{"enabled": true, "ever_enabled": true, "nat": [],
+            "rules": ["pass out on vtnet0 inet from 10.0.1.0/24 to any flags S/SA keep state nat-to (vtnet0) round-robin"]}"#,
+    )
+    .unwrap();
+    let run = module(&host, args.clone());
+    assert_eq!(run.result["reloaded"], false, "{}", run.result);
+    std::fs::write(
+        host.path("/sim/pf.json"),
+        r#"{"enabled": true, "ever_enabled": true, "nat": [], "rules": []}"#,
+    )
+    .unwrap();
+    let run = module(&host, args);
+    assert_eq!(run.result["reloaded"], true, "{}", run.result);
 }

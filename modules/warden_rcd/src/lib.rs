@@ -2,8 +2,10 @@
 //! `<name>_enable` in rc.conf — and keeps it running (or stopped) in its own tmux server
 //! with the agent's UTF-8 locales.
 //!
-//! Shape: validate params → observe (script file, rc.conf, `service <name> status`) →
-//! plan (stop old, write script, sysrc, start + verify) → the runtime reports or applies.
+//! Shape: validate params → observe (script file, rc.conf, `service <name> onestatus`, whose
+//! answer does not depend on `<name>_enable`: FreeBSD 13.x's rc.subr answers `status` of a
+//! disabled service with exit 0) → plan (stop old, write script, sysrc, start + verify) →
+//! the runtime reports or applies.
 //! A changed script on a running service means a restart: the old script stops the old
 //! session (its socket may differ), the new one starts the new session.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

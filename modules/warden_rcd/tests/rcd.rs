@@ -481,3 +481,47 @@ fn agents_provisioned_at_once_lose_nothing() {
         );
     }
 }
+
+/// Issue 13, gap 5: on FreeBSD 13.x's rc.subr `service NAME status` of a disabled service
+/// prints "Cannot 'status' …" and exits 0, so it reads as running. Whether the service runs
+/// must be asked with `onestatus`, which does not depend on `<name>_enable`.
+#[test]
+fn issue13_gap5_status_of_a_disabled_service_on_freebsd13() {
+    let host = SimHost::new();
+    host.set_freebsd_version("13.5-RELEASE");
+    let off = with(params(&host), json!({"started": false, "enabled": false}));
+    let first = module(&host, off.clone());
+    assert_eq!(first.code, 0, "{}", first.result);
+    assert_eq!(
+        status(&host).0.split('.').next(),
+        Some("Cannot 'status' mevy")
+    );
+    // Installed, disabled and stopped: a second run has nothing to do.
+    let again = module(&host, off);
+    assert_eq!(
+        (again.code, again.result["changed"].clone()),
+        (0, json!(false)),
+        "{}",
+        again.result
+    );
+
+    // Started while disabled (`onestart`), and a start that claims success but does
+    // nothing is caught: `status` would have said 0 whatever happened.
+    host.add_fault("service", "mevy onestart", 0, "");
+    let fake = module(&host, with(params(&host), json!({"enabled": false})));
+    host.clear_faults();
+    assert_eq!(fake.code, 1, "{}", fake.result);
+    assert!(
+        fake.msg().contains("exited 0 but mevy is not running"),
+        "{}",
+        fake.msg()
+    );
+    let real = module(&host, with(params(&host), json!({"enabled": false})));
+    assert_eq!(real.code, 0, "{}", real.result);
+    assert_eq!(
+        host.tool("service", &["mevy", "onestatus"]).status.code(),
+        Some(0)
+    );
+    let idle = module(&host, with(params(&host), json!({"enabled": false})));
+    assert_eq!(idle.result["changed"], false, "{}", idle.result);
+}

@@ -7,7 +7,13 @@
 //!   marker (af_inet.c `in_status_nl`); `-f inet:cidr` prints `inet A/P`, `inet:dotted` a
 //!   dotted netmask — all three are understood;
 //! * bridge members: `\tmember: NAME flags=…` plus a continuation line (ifbridge.c);
-//! * `groups:` lists the interface groups (a renamed bridge stays in group `bridge`).
+//! * `groups:` lists the interface groups (a renamed bridge stays in group `bridge`);
+//! * clone units belong to the cloner, not the name (sys/net/if_clone.c): a bridge renamed
+//!   to `vtnet0bridge` still holds its unit, and `ifconfig bridgeN create` of that unit fails
+//!   (`interface bridgeN already exists`). `ifconfig bridge create name NAME` lets the
+//!   kernel take a free unit (`ifc_alloc_unit_next`) and renames the new clone in the same
+//!   call (ifconfig.c runs the create callback, then the remaining words on the new
+//!   interface), printing only NAME.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -172,6 +178,45 @@ pub fn check_name(label: &str, name: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// `ifconfig <clone> create`: a clone with the unit its name gives.
+pub fn create(ifconfig: &Path, clone: &str) -> Cmd {
+    Cmd::new(ifconfig).arg(clone).arg("create")
+}
+
+/// `ifconfig <cloner> create name <name>`: a clone on a unit the kernel chooses, renamed.
+pub fn create_named(ifconfig: &Path, cloner: &str, name: &str) -> Cmd {
+    Cmd::new(ifconfig)
+        .arg(cloner)
+        .arg("create")
+        .arg("name")
+        .arg(name)
+}
+
+/// `ifconfig <if> destroy`
+pub fn destroy(ifconfig: &Path, interface: &str) -> Cmd {
+    Cmd::new(ifconfig).arg(interface).arg("destroy")
+}
+
+/// `ifconfig <if> name <new>`
+pub fn rename(ifconfig: &Path, interface: &str, new_name: &str) -> Cmd {
+    Cmd::new(ifconfig).arg(interface).arg("name").arg(new_name)
+}
+
+/// `ifconfig <if> up`
+pub fn up(ifconfig: &Path, interface: &str) -> Cmd {
+    Cmd::new(ifconfig).arg(interface).arg("up")
+}
+
+/// `bridge12` → (`bridge`, 12); None when the name does not end in a unit.
+pub fn split_unit(name: &str) -> Option<(&str, u32)> {
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let (base, unit) = name.split_at(name.len() - digits);
+    if base.is_empty() || unit.is_empty() || (unit.len() > 1 && unit.starts_with('0')) {
+        return None;
+    }
+    Some((base, unit.parse().ok()?))
+}
+
 /// `ifconfig <if> inet A/P alias`
 pub fn add_alias(ifconfig: &Path, interface: &str, addr: &Ipv4Net) -> Cmd {
     Cmd::new(ifconfig)
@@ -294,5 +339,27 @@ mod tests {
             "/sbin/ifconfig warden0 inet 10.0.1.1 -alias"
         );
         assert_eq!(parse_list("em0 lo0 warden0\n"), ["em0", "lo0", "warden0"]);
+        assert_eq!(
+            create_named(path, "bridge", "warden0").to_string(),
+            "/sbin/ifconfig bridge create name warden0"
+        );
+        assert_eq!(
+            create(path, "bridge3").to_string(),
+            "/sbin/ifconfig bridge3 create"
+        );
+        assert_eq!(
+            destroy(path, "warden0").to_string(),
+            "/sbin/ifconfig warden0 destroy"
+        );
+        assert_eq!(
+            rename(path, "bridge0", "warden0").to_string(),
+            "/sbin/ifconfig bridge0 name warden0"
+        );
+        assert_eq!(up(path, "warden0").to_string(), "/sbin/ifconfig warden0 up");
+        assert_eq!(split_unit("bridge12"), Some(("bridge", 12)));
+        assert_eq!(split_unit("warden0"), Some(("warden", 0)));
+        assert_eq!(split_unit("bridge"), None);
+        assert_eq!(split_unit("bridge01"), None);
+        assert_eq!(split_unit("12"), None);
     }
 }

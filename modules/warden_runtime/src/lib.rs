@@ -15,6 +15,7 @@ pub mod exec;
 pub mod fs;
 pub mod ifconfig;
 pub mod ipv4;
+pub mod kld;
 pub mod lock;
 pub mod netconf;
 pub mod pfctl;

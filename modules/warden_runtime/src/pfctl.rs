@@ -1,12 +1,18 @@
 //! `pfctl(8)` and pf.conf facts the modules rely on (sbin/pfctl/pfctl.c, parse.y,
-//! pfctl_parser.c; the project's FreeBSD facts, section 4):
+//! pfctl_parser.c; docs/freebsd-facts.md, the pf sections):
 //! * `pfctl -nf <file>` parses and checks a ruleset without loading it; errors are
 //!   `file:line: message` lines on stderr, exit 1;
 //! * `pfctl -f <file>` replaces the main ruleset atomically; `-e`/`-d` enable/disable PF
 //!   (`pfctl: pf already enabled` exits 1, so enabling is planned from `-s info`);
 //! * `-s info` starts with `Status: Enabled …` or `Status: Disabled …`;
+//! * every call without `-n` opens /dev/pf and fails (`pfctl: /dev/pf: No such file or
+//!   directory`, exit 1) while pf.ko is not loaded; `-nf` works without it (pfctl.c `main`),
+//!   so the module is loaded first (see [`crate::kld`]);
 //! * `-s nat` prints the loaded NAT rules normalized, one per address of a list
-//!   (`nat on vtnet0 inet from 10.0.1.0/24 to any -> (vtnet0) round-robin`);
+//!   (`nat on vtnet0 inet from 10.0.1.0/24 to any -> (vtnet0) round-robin`; pfctl_parser.c
+//!   `print_rule`: `" -> "` then `print_pool`); the same on the main line read for FreeBSD 15
+//!   (docs/freebsd-facts.md, "pf"). OpenBSD-style `nat-to` on a filter rule would be listed
+//!   by `-s rules` instead, so [`translates`] accepts either form;
 //! * statement order (options, normalization, queueing, translation, filtering) is enforced,
 //!   so an included file holding `nat` and `pass` belongs right before the first filter rule.
 
@@ -39,6 +45,29 @@ pub fn nat_rules(pfctl: &Path) -> Result<Vec<String>> {
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty())
         .collect())
+}
+
+/// `pfctl -s rules` → the loaded filter rules, one per line.
+pub fn filter_rules(pfctl: &Path) -> Result<Vec<String>> {
+    let out = Cmd::new(pfctl).args(["-s", "rules"]).run()?;
+    Ok(out
+        .stdout
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// True when a loaded rule translates the source network `net`: a `-s nat` line
+/// (`nat … from NET to … -> …`, FreeBSD 13–15) or a `-s rules` line carrying OpenBSD-style
+/// `nat-to` (`… from NET to … nat-to …`).
+pub fn translates(nat: &[String], rules: &[String], net: &str) -> bool {
+    let from = format!(" from {net} to ");
+    nat.iter()
+        .any(|r| r.starts_with("nat ") && r.contains(&from) && r.contains(" -> "))
+        || rules
+            .iter()
+            .any(|r| r.contains(&from) && r.contains(" nat-to "))
 }
 
 /// The first word of each pf.conf statement that starts the filtering section.
@@ -105,22 +134,42 @@ pub struct LoadRuleset {
     pub main: PathBuf,
     /// Every file to write; the main file last if it changes. May be empty (reload only).
     pub files: Vec<RulesetFile>,
+    /// Run the `pfctl -nf` check first (false when a [`CheckRuleset`] step earlier in the
+    /// plan already did, e.g. before loading pf.ko).
+    pub check: bool,
 }
 
-impl LoadRuleset {
-    fn load(&self) -> Cmd {
-        Cmd::new(&self.pfctl).arg("-f").arg(&self.main)
-    }
+/// The `pfctl -nf` check of [`LoadRuleset`] as a step of its own, for plans that must do
+/// something between checking and loading (load pf.ko: `pfctl -n` works without it, the
+/// load does not). It changes nothing, so a rejected ruleset leaves the host untouched.
+pub struct CheckRuleset {
+    pub pfctl: PathBuf,
+    pub main: PathBuf,
+    pub files: Vec<RulesetFile>,
+}
 
-    /// Checks the candidates without touching the live files.
-    fn validate(&self) -> Result<()> {
+impl Step for CheckRuleset {
+    fn describe(&self) -> String {
+        Cmd::new(&self.pfctl).arg("-nf").arg(&self.main).to_string()
+    }
+    fn changes_host(&self) -> bool {
+        false
+    }
+    fn apply(&mut self) -> Result<()> {
+        validate(&self.pfctl, &self.main, &self.files)
+    }
+}
+
+/// Checks the candidates without touching the live files.
+fn validate(pfctl: &Path, main: &Path, files: &[RulesetFile]) -> Result<()> {
+    {
         // The main file always takes part, so it includes the candidate include files.
-        let mut candidates: Vec<RulesetFile> = self.files.clone();
-        if !candidates.iter().any(|f| f.path == self.main) {
-            let content = std::fs::read_to_string(&self.main)
-                .with_context(|| format!("cannot read {}", self.main.display()))?;
+        let mut candidates: Vec<RulesetFile> = files.to_vec();
+        if !candidates.iter().any(|f| f.path == main) {
+            let content = std::fs::read_to_string(main)
+                .with_context(|| format!("cannot read {}", main.display()))?;
             candidates.push(RulesetFile {
-                path: self.main.clone(),
+                path: main.to_path_buf(),
                 content,
                 previous: None,
             });
@@ -162,8 +211,8 @@ impl LoadRuleset {
             }
             std::fs::write(temp.path(), content)?;
         }
-        let main = candidate_path(&self.main);
-        let out = Cmd::new(&self.pfctl).arg("-nf").arg(&main).output()?;
+        let main = candidate_path(main);
+        let out = Cmd::new(pfctl).arg("-nf").arg(&main).output()?;
         if !out.success() {
             let mut message = format!("{}{}", out.stdout, out.stderr);
             for (file, temp) in &temps {
@@ -178,6 +227,12 @@ impl LoadRuleset {
             );
         }
         Ok(())
+    }
+}
+
+impl LoadRuleset {
+    fn load(&self) -> Cmd {
+        Cmd::new(&self.pfctl).arg("-f").arg(&self.main)
     }
 
     fn write_all(&self) -> Result<()> {
@@ -204,7 +259,9 @@ impl Step for LoadRuleset {
     }
     fn apply(&mut self) -> Result<()> {
         if !self.files.is_empty() {
-            self.validate()?;
+            if self.check {
+                validate(&self.pfctl, &self.main, &self.files)?;
+            }
             self.write_all()?;
         }
         let load = self.load();
@@ -256,6 +313,23 @@ mod tests {
         ));
         assert_eq!(macro_value(PF_CONF, "ext_if", 5).as_deref(), Some("vtnet0"));
         assert_eq!(macro_value(PF_CONF, "ext_if", 0), None);
+    }
+
+    #[test]
+    fn translation_in_either_form() {
+        let nat =
+            vec!["nat on vtnet0 inet from 10.0.1.0/24 to any -> (vtnet0) round-robin".to_string()];
+        assert!(translates(&nat, &[], "10.0.1.0/24"));
+        assert!(!translates(&nat, &[], "10.0.2.0/24"));
+        let rules = vec![
+            "pass out on vtnet0 inet from 10.0.2.0/24 to any flags S/SA keep state nat-to (vtnet0) round-robin".to_string(),
+            "pass in quick on warden0 inet from 10.0.3.0/24 to any flags S/SA keep state".to_string(),
+        ];
+        assert!(translates(&[], &rules, "10.0.2.0/24"));
+        assert!(!translates(&[], &rules, "10.0.3.0/24"));
+        // rdr rules do not translate a source.
+        let rdr = vec!["rdr on vtnet0 inet from 10.0.4.0/24 to any -> 10.0.4.2".to_string()];
+        assert!(!translates(&rdr, &[], "10.0.4.0/24"));
     }
 
     #[test]

@@ -4,7 +4,12 @@
 //!   "Cannot 'start' x. Set x_enable to YES in /etc/rc.conf or use 'onestart' instead of
 //!   'start'." and **exits 0**, so success is judged by a status check afterwards, never by
 //!   the exit code of start/stop.
-//! * `status` skips the rcvar check: exit 0 when running, non-zero otherwise.
+//! * `status` skips the rcvar check only on newer rc.subr (freebsd-src main); FreeBSD 13.x's
+//!   rc.subr applies it, so a disabled service answers `status` with "Cannot 'status' …"
+//!   and **exit 0** although nothing runs (tests/fixtures/service/
+//!   freebsd13-disabled-status.transcript). Whether a service runs is therefore always
+//!   asked with `onestatus`: exit 0 when running, non-zero otherwise, whatever
+//!   `<name>_enable` says and on every release.
 //! * the `one` prefix runs a verb as if the rcvar were YES.
 
 use std::path::{Path, PathBuf};
@@ -24,13 +29,15 @@ pub fn verb(service: &Path, name: &str, verb: &str, enabled: bool) -> Cmd {
     Cmd::new(service).arg(name).arg(verb)
 }
 
-/// Asks `service <name> status` whether the service runs (exit status 0).
+/// `service <name> onestatus`: the status question whose answer does not depend on
+/// `<name>_enable` (see the module docs).
+pub fn status_cmd(service: &Path, name: &str) -> Cmd {
+    Cmd::new(service).arg(name).arg("onestatus")
+}
+
+/// Asks `service <name> onestatus` whether the service runs (exit status 0).
 pub fn is_running(service: &Path, name: &str) -> Result<bool> {
-    Ok(Cmd::new(service)
-        .arg(name)
-        .arg("status")
-        .output()?
-        .success())
+    Ok(status_cmd(service, name).output()?.success())
 }
 
 /// Starts a service and then checks that it runs: `start` may print "Cannot 'start' …"
@@ -123,6 +130,10 @@ mod tests {
         assert_eq!(
             verb(service, "mevy", "start", false).to_string(),
             "/usr/sbin/service mevy onestart"
+        );
+        assert_eq!(
+            status_cmd(service, "mevy").to_string(),
+            "/usr/sbin/service mevy onestatus"
         );
     }
 }

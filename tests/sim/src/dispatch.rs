@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::json;
 
-use crate::{bastille, ifconfig, init, pfctl, service, sysctl, sysrc};
+use crate::{bastille, ifconfig, init, kld, pfctl, service, sysctl, sysrc};
 
 /// What a simulated tool printed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -85,6 +85,8 @@ pub fn main(argv: &[String]) -> i32 {
             "jls" => bastille::jls(&root, args),
             "jexec" => bastille::jexec(&root, args),
             "pkg" => bastille::host_pkg(args),
+            "kldstat" => kld::kldstat(&root, args),
+            "kldload" => kld::kldload(&root, args),
             other => Out::err(
                 SIM_FAILURE,
                 format!("freebsd-sim: no simulated tool named `{other}`\n"),

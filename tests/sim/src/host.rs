@@ -32,7 +32,7 @@ impl Call {
 
     /// True for invocations that can change the host. Read-only forms: `ifconfig` listing
     /// and status, `sysrc` queries and `-c` checks, `service … status|onestatus|enabled`,
-    /// `service -e|-l`, `pfctl -s …` and `pfctl -n …`, `sysctl` reads.
+    /// `service -e|-l`, `pfctl -s …` and `pfctl -n …`, `sysctl` reads, `kldstat`.
     pub fn mutates(&self) -> bool {
         let args: Vec<&str> = self.argv.iter().map(String::as_str).collect();
         match self.tool.as_str() {
@@ -76,7 +76,7 @@ impl Call {
                     || (flags.contains('f') && !flags.contains('n'))
             }
             "sysctl" => args.iter().any(|a| a.contains('=')),
-            "jls" => false,
+            "jls" | "kldstat" => false,
             "pkg" => !matches!(args.as_slice(), ["-r", _, "query" | "info", ..]),
             "bastille" => !matches!(
                 args.as_slice(),
@@ -256,6 +256,20 @@ impl SimHost {
         rules.push_str(&rule);
         rules.push('\n');
         fs::write(path, rules).expect("cannot write the fault rules");
+    }
+
+    /// Makes the host report another release (`sim/freebsd.version`, e.g. `13.5-RELEASE`);
+    /// the rc.subr stand-in follows that release's `status` rule.
+    pub fn set_freebsd_version(&self, version: &str) {
+        fs::write(self.path("/sim/freebsd.version"), format!("{version}\n"))
+            .expect("cannot write the release");
+    }
+
+    /// Marks kernel modules as loaded (`sim/kld`), as if loaded at boot.
+    pub fn load_kernel_modules(&self, modules: &[&str]) {
+        for m in modules {
+            crate::kld::load(&self.root, m).expect("cannot write the module list");
+        }
     }
 
     pub fn clear_faults(&self) {

@@ -12,6 +12,11 @@
 //!   `ioctl SIOCSIFNAME (set name): File exists`, `ioctl (SIOCDIFADDR): Can't assign
 //!   requested address`, `X: bad value`, `X: bad value (width too large)` (ifconfig.c,
 //!   af_inet.c);
+//! * units are allocated per cloner and survive a rename (sys/net/if_clone.c
+//!   `ifc_alloc_unit_specific` / `ifc_alloc_unit_next`, sys/net/if.c `if_rename`): after
+//!   `bridge0 name vtnet0bridge`, `bridge0 create` fails and `bridge create` makes
+//!   `bridge1` (see [`create`]); a clone is in the interface group of its cloner
+//!   (`if_clone_addgroup`), kept across a rename, so `-g bridge` lists renamed bridges;
 //! * re-adding an address already on the interface succeeds silently and moves it last
 //!   (sys/netinet/in.c `in_aifaddr_ioctl`); `inet A` without `alias` replaces the first
 //!   IPv4 address.
@@ -60,11 +65,27 @@ pub struct Iface {
     pub groups: Vec<String>,
 }
 
+/// A unit a cloner handed out (sys/net/if_clone.c: each cloner keeps its own unit
+/// allocator, `ifc_unrhdr`). The unit stays allocated until the interface is destroyed,
+/// whatever the interface is renamed to (sys/net/if.c `if_rename` changes `if_xname` only),
+/// so a bridge jib renamed to `vtnet0bridge` still holds its unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneUnit {
+    pub cloner: String,
+    pub unit: u32,
+    /// The interfaces' current names (two for an epair).
+    pub names: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IfState {
     pub ifaces: Vec<Iface>,
     /// Feeds the MAC addresses of created interfaces.
     pub serial: u32,
+    /// Units held per cloner. Interfaces created by other parts of the simulator without an
+    /// entry here still hold their unit by name (`ifc_alloc_unit_specific` checks the name).
+    #[serde(default)]
+    pub clones: Vec<CloneUnit>,
 }
 
 impl IfState {
@@ -107,6 +128,11 @@ impl IfState {
                 },
             ],
             serial: 1,
+            clones: vec![CloneUnit {
+                cloner: "lo".into(),
+                unit: 0,
+                names: vec!["lo0".into()],
+            }],
         }
     }
 
@@ -127,8 +153,30 @@ impl IfState {
         Ok(())
     }
 
-    fn find(&self, name: &str) -> Option<usize> {
+    pub fn find(&self, name: &str) -> Option<usize> {
         self.ifaces.iter().position(|i| i.name == name)
+    }
+
+    /// sys/net/if_clone.c `ifc_alloc_unit_specific`: a unit is taken when the cloner's
+    /// allocator holds it (`alloc_unr_specific` fails) or an interface already has the name
+    /// `<cloner><unit>` (`ifunit`); both are EEXIST.
+    pub fn unit_held(&self, cloner: &str, unit: u32) -> bool {
+        let names: Vec<String> = match cloner {
+            "epair" => vec![format!("epair{unit}a"), format!("epair{unit}b")],
+            _ => vec![format!("{cloner}{unit}")],
+        };
+        self.clones
+            .iter()
+            .any(|c| c.cloner == cloner && c.unit == unit)
+            || names.iter().any(|n| self.find(n).is_some())
+    }
+
+    /// The unit a cloner holds for an interface, if the simulator knows it.
+    pub fn unit_of(&self, name: &str) -> Option<(&str, u32)> {
+        self.clones
+            .iter()
+            .find(|c| c.names.iter().any(|n| n == name))
+            .map(|c| (c.cloner.as_str(), c.unit))
     }
 }
 
@@ -271,14 +319,9 @@ fn interface_command(state: &mut IfState, name: &str, ops: &[&str]) -> Out {
             "alias" | "add" => alias = true,
             "-alias" | "delete" | "remove" => delete = true,
             "destroy" => {
-                if state.ifaces[idx].kind == IfKind::Loopback
-                    || state.ifaces[idx].kind == IfKind::Ether
-                {
-                    return fail("SIOCIFDESTROY: Invalid argument");
-                }
-                state.ifaces.remove(idx);
-                for iface in &mut state.ifaces {
-                    iface.members.retain(|m| *m != current);
+                let _ = idx;
+                if let Err(out) = destroy(state, &current) {
+                    return out;
                 }
                 return Out::ok(if print_name {
                     format!("{current}\n")
@@ -294,16 +337,8 @@ fn interface_command(state: &mut IfState, name: &str, ops: &[&str]) -> Out {
                 i += 1;
                 match op {
                     "name" => {
-                        if state.find(value).is_some() {
-                            return fail("ioctl SIOCSIFNAME (set name): File exists");
-                        }
-                        state.ifaces[idx].name = value.to_string();
-                        for iface in &mut state.ifaces {
-                            for m in &mut iface.members {
-                                if *m == current {
-                                    *m = value.to_string();
-                                }
-                            }
+                        if let Err(out) = rename(state, &current, value) {
+                            return out;
                         }
                         current = value.to_string();
                         print_name = true;
@@ -386,29 +421,37 @@ fn interface_command(state: &mut IfState, name: &str, ops: &[&str]) -> Out {
     out
 }
 
-/// `bridge create` / `bridge5 create` / `epair create`.
-fn create(state: &mut IfState, name: &str) -> Result<(String, bool), Out> {
+/// `bridge create` / `bridge5 create` / `epair create` / `lo1 create`: the interfaces made
+/// and whether the kernel chose the unit (then ifconfig prints the name).
+///
+/// * sbin/ifconfig/ifconfig.c `main`: `<name> create` when an interface called `<name>`
+///   exists fails with `interface <name> already exists` before any ioctl;
+/// * sys/net/if_clone.c `ifc_alloc_unit`: a requested unit that is held
+///   (`ifc_alloc_unit_specific`, EEXIST) fails, and ifconfig.c `ifcreate_ioctl` turns
+///   EEXIST into `interface <name> already exists` (freebsd-src main as read in
+///   fel1x-developer/freebsd-src@2d614aa and paigeadelethompson/freebsd-src@28e0d86; older
+///   ifclone.c, freebsd-src@7f33d2e, printed `SIOCIFCREATE2: File exists`); no unit: the
+///   lowest free one (`ifc_alloc_unit_next`: `alloc_unr`, then up while EEXIST).
+pub fn create(state: &mut IfState, name: &str) -> Result<(String, bool), Out> {
     let (base, unit) = split_unit(name);
     let kind = match base {
         "bridge" => IfKind::Bridge,
         "epair" => IfKind::Epair,
+        "lo" => IfKind::Loopback,
         // Not a cloner: the kernel refuses (exact errno text unverified).
         _ => return Err(fail("SIOCIFCREATE2: Invalid argument")),
     };
+    if state.find(name).is_some() {
+        return Err(fail(format!("interface {name} already exists")));
+    }
     let auto = unit.is_none();
     let unit = match unit {
+        Some(u) if state.unit_held(base, u) => {
+            return Err(fail(format!("interface {name} already exists")));
+        }
         Some(u) => u,
-        None => (0..)
-            .find(|u| {
-                let taken = |n: String| state.find(&n).is_some();
-                match kind {
-                    IfKind::Epair => !taken(format!("epair{u}a")) && !taken(format!("epair{u}b")),
-                    _ => !taken(format!("{base}{u}")),
-                }
-            })
-            .unwrap_or(0),
+        None => (0..).find(|u| !state.unit_held(base, *u)).unwrap_or(0),
     };
-    state.serial += 1;
     let mac = |serial: u32| {
         format!(
             "58:9c:fc:{:02x}:{:02x}:{:02x}",
@@ -417,39 +460,89 @@ fn create(state: &mut IfState, name: &str) -> Result<(String, bool), Out> {
             serial & 0xff
         )
     };
-    let mut created = Vec::new();
-    match kind {
-        IfKind::Epair => {
-            for side in ["a", "b"] {
-                created.push(format!("epair{unit}{side}"));
-            }
-        }
-        _ => created.push(format!("{base}{unit}")),
-    }
-    for n in &created {
-        if state.find(n).is_some() {
-            return Err(fail(format!("interface {n} already exists")));
-        }
-    }
+    let created: Vec<String> = match kind {
+        IfKind::Epair => vec![format!("epair{unit}a"), format!("epair{unit}b")],
+        _ => vec![format!("{base}{unit}")],
+    };
+    state.serial += 1;
     for n in &created {
         state.serial += 1;
         state.ifaces.push(Iface {
             name: n.clone(),
             kind,
             up: false,
-            mtu: 1500,
-            ether: Some(mac(state.serial)),
+            mtu: if kind == IfKind::Loopback {
+                16384
+            } else {
+                1500
+            },
+            ether: (kind != IfKind::Loopback).then(|| mac(state.serial)),
             description: None,
             inet: vec![],
             inet6: vec![],
             members: vec![],
-            groups: match kind {
-                IfKind::Bridge => vec!["bridge".into()],
-                _ => vec!["epair".into()],
-            },
+            // if_clone.c `if_clone_addgroup`: a clone joins the group named after its cloner.
+            groups: vec![base.to_string()],
         });
     }
+    state.clones.push(CloneUnit {
+        cloner: base.to_string(),
+        unit,
+        names: created.clone(),
+    });
     Ok((created[0].clone(), auto))
+}
+
+/// `ifconfig <from> name <to>` (ifconfig.c `setifname`: SIOCSIFNAME; a taken name is EEXIST,
+/// `err(1, "ioctl SIOCSIFNAME (set name)")`). The unit and the groups stay.
+pub fn rename(state: &mut IfState, from: &str, to: &str) -> Result<(), Out> {
+    let Some(idx) = state.find(from) else {
+        return Err(fail(format!("interface {from} does not exist")));
+    };
+    if state.find(to).is_some() {
+        return Err(fail("ioctl SIOCSIFNAME (set name): File exists"));
+    }
+    state.ifaces[idx].name = to.to_string();
+    for iface in &mut state.ifaces {
+        for m in &mut iface.members {
+            if m == from {
+                *m = to.to_string();
+            }
+        }
+    }
+    for clone in &mut state.clones {
+        for n in &mut clone.names {
+            if n == from {
+                *n = to.to_string();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `ifconfig <if> destroy`: SIOCIFDESTROY; only clones can go (`SIOCIFDESTROY: Invalid
+/// argument` otherwise), and an epair goes with its other side (sys/net/if_epair.c
+/// `epair_clone_destroy`). The unit is freed (`ifc_free_unit`).
+pub fn destroy(state: &mut IfState, name: &str) -> Result<(), Out> {
+    let Some(idx) = state.find(name) else {
+        return Err(fail(format!("interface {name} does not exist")));
+    };
+    if state.ifaces[idx].kind == IfKind::Ether || name == "lo0" {
+        return Err(fail("SIOCIFDESTROY: Invalid argument"));
+    }
+    let gone: Vec<String> = match state
+        .clones
+        .iter()
+        .position(|c| c.names.iter().any(|n| n == name))
+    {
+        Some(c) => state.clones.remove(c).names,
+        None => vec![name.to_string()],
+    };
+    state.ifaces.retain(|i| !gone.contains(&i.name));
+    for iface in &mut state.ifaces {
+        iface.members.retain(|m| !gone.contains(m));
+    }
+    Ok(())
 }
 
 /// `A/P`, or `A` with `netmask M` (dotted or hex), or bare `A` (classful, with a warning).
@@ -724,6 +817,62 @@ mod tests {
         );
         assert_eq!(run(&mut s, "warden0 destroy").rc, 0);
         assert_eq!(run(&mut s, "warden0").rc, 1);
+    }
+
+    #[test]
+    fn a_renamed_bridge_keeps_its_unit() {
+        let mut s = IfState::initial();
+        // jib (share/examples/jails/jib) makes its bridge with `ifconfig bridge create` and
+        // renames it after the uplink.
+        assert_eq!(run(&mut s, "bridge create").stdout, "bridge0\n");
+        assert_eq!(
+            run(&mut s, "bridge0 name vtnet0bridge").stdout,
+            "vtnet0bridge\n"
+        );
+        let taken = run(&mut s, "bridge0 create");
+        assert_eq!(
+            (taken.rc, taken.stderr.as_str()),
+            (1, "ifconfig: interface bridge0 already exists\n")
+        );
+        assert_eq!(run(&mut s, "bridge create").stdout, "bridge1\n");
+        assert_eq!(
+            run(&mut s, "bridge create name warden0").stdout,
+            "warden0\n"
+        );
+        assert_eq!(s.unit_of("warden0"), Some(("bridge", 2)));
+        assert_eq!(
+            run(&mut s, "-g bridge").stdout,
+            "vtnet0bridge\nbridge1\nwarden0\n"
+        );
+        // Destroying frees the unit; the lowest free unit is used again.
+        assert_eq!(run(&mut s, "vtnet0bridge destroy").rc, 0);
+        assert_eq!(run(&mut s, "bridge create").stdout, "bridge0\n");
+        // A name `bridgeN` held by another interface also holds the unit.
+        run(&mut s, "bridge1 name spare");
+        run(&mut s, "epair create");
+        run(&mut s, "epair0a name bridge1");
+        assert_eq!(
+            run(&mut s, "bridge1 create").stderr,
+            "ifconfig: interface bridge1 already exists\n"
+        );
+    }
+
+    #[test]
+    fn epairs_go_in_pairs() {
+        let mut s = IfState::initial();
+        assert_eq!(run(&mut s, "epair create").stdout, "epair0a\n");
+        assert_eq!(run(&mut s, "epair0a name e0a_mevygit").rc, 0);
+        assert_eq!(run(&mut s, "epair create").stdout, "epair1a\n");
+        assert_eq!(
+            run(&mut s, "-g epair").stdout,
+            "e0a_mevygit\nepair0b\nepair1a\nepair1b\n"
+        );
+        assert_eq!(run(&mut s, "e0a_mevygit destroy").rc, 0);
+        assert_eq!(run(&mut s, "-g epair").stdout, "epair1a\nepair1b\n");
+        assert_eq!(
+            run(&mut s, "vtnet0 destroy").stderr,
+            "ifconfig: SIOCIFDESTROY: Invalid argument\n"
+        );
     }
 
     #[test]

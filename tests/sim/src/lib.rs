@@ -1,5 +1,5 @@
 //! A simulated FreeBSD host for warden's tests: fake `ifconfig`, `sysrc`, `service`, `pfctl`,
-//! `sysctl`, `bastille`, `jls` and `pkg`
+//! `sysctl`, `bastille`, `jls`, `pkg`, `kldstat` and `kldload`
 //! (one multi-call binary, `freebsd-sim`) whose state lives under one directory per host,
 //! named by `$WARDEN_SIM_ROOT`, plus [`host::SimHost`] to drive it from tests.
 //!
@@ -11,12 +11,14 @@ pub mod dispatch;
 pub mod host;
 pub mod ifconfig;
 pub mod init;
+pub mod kld;
 pub mod pfctl;
 pub mod service;
 pub mod sysctl;
 pub mod sysrc;
 
 /// The tools the simulator answers to (the basenames of its links).
-pub const TOOLS: [&str; 9] = [
+pub const TOOLS: [&str; 11] = [
     "ifconfig", "sysrc", "service", "pfctl", "sysctl", "bastille", "jls", "jexec", "pkg",
+    "kldstat", "kldload",
 ];

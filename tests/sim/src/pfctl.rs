@@ -20,6 +20,14 @@
 //! * `-s nat` / `-s rules` print normalized rules, one per list element: `nat on vtnet0 inet
 //!   from 10.0.1.0/24 to any -> (vtnet0) round-robin`, `pass quick on warden0 inet from
 //!   10.0.1.0/24 to any flags S/SA keep state` (`print_rule`, `print_pool`);
+//! * without `-n` pfctl opens /dev/pf first: while pf.ko is not loaded (the simulator's
+//!   `sim/kld`, see kld.rs) every such call fails with `pfctl: /dev/pf: No such file or
+//!   directory`, exit 1 (pfctl.c `main`: `err(1, "%s", pf_device)`); `-n` needs no device;
+//! * `block` prints as `block drop` unless `return…` is given (print_rule: PF_DROP without
+//!   PFRULE_RETURN* flags), ` inet` comes before ` proto` (print_rule), `(self)` stays as
+//!   written (a dynamic address, parse.y `dynaddr`; `self` means every address of the host,
+//!   pfctl_parser.c `host_if`/`ifa_lookup`), an interface group (`on epair`) is accepted as
+//!   any name is;
 //! * `-e`: `pf enabled` on stderr (hidden by `-q`), `pfctl: pf already enabled` exit 1; `-d`
 //!   likewise with `pf disabled` / `pfctl: pf not enabled`; `-s info` starts with
 //!   `Status: Enabled for …` padded to 44 columns, then `Debug: Urgent`. `-n` turns off `-e`,
@@ -111,6 +119,11 @@ pub fn run(root: &Path, args: &[String]) -> Out {
             }
         }
         i += 1;
+    }
+    // sbin/pfctl/pfctl.c `main`: without -n (PF_OPT_NOACTION) pfctl opens /dev/pf and
+    // `err(1, "%s", pf_device)`s when it cannot; /dev/pf exists only while pf.ko is loaded.
+    if !dry_run && !crate::kld::is_loaded(root, "pf") {
+        return Out::err(1, "pfctl: /dev/pf: No such file or directory\n");
     }
     let mut state = PfState::load(root);
     let before = state.clone();
@@ -482,6 +495,17 @@ fn filter_rule(t: &[Tok]) -> Result<Vec<String>, String> {
     let action = t[0].text().to_string();
     let mut i = 1;
     let mut head = vec![action.clone()];
+    // parse.y `blockspec`: `drop`, `return`, `return-rst`, `return-icmp`; print_rule
+    // (pfctl_parser.c) prints a plain `block` as `block drop` (no PFRULE_RETURN* flag).
+    if action == "block" {
+        match t.get(i).map(Tok::text) {
+            Some(word @ ("drop" | "return" | "return-rst" | "return-icmp")) => {
+                head.push(word.into());
+                i += 1;
+            }
+            _ => head.push("drop".into()),
+        }
+    }
     for word in ["in", "out"] {
         if t.get(i).map(Tok::text) == Some(word) {
             head.push(word.into());
@@ -498,9 +522,9 @@ fn filter_rule(t: &[Tok]) -> Result<Vec<String>, String> {
         head.push(format!("on {}", t.get(i + 1).ok_or("syntax error")?.text()));
         i += 2;
     }
-    let mut family = None;
+    // print_rule prints ` inet` before ` proto P`.
     if matches!(t.get(i).map(Tok::text), Some("inet" | "inet6")) {
-        family = Some(t[i].text().to_string());
+        head.push(t[i].text().to_string());
         i += 1;
     }
     if t.get(i).map(Tok::text) == Some("proto") {
@@ -543,9 +567,6 @@ fn filter_rule(t: &[Tok]) -> Result<Vec<String>, String> {
             )
         }
         _ => return Err("syntax error".into()),
-    }
-    if let Some(af) = family {
-        head.push(af);
     }
     let head = head.join(" ");
     Ok(pairs
@@ -939,6 +960,22 @@ mod tests {
         ] {
             assert_eq!(check(bad).0, "pf.conf:1: syntax error\n", "{bad}");
         }
+    }
+
+    #[test]
+    fn block_actions_and_family_before_proto() {
+        let (errors, _, rules) = check(
+            "block in all\nblock return in quick on warden0 inet from 10.0.0.0/24 to (self)\npass in inet proto tcp to port 22\n",
+        );
+        assert_eq!(errors, "");
+        assert_eq!(
+            rules,
+            [
+                "block drop in all",
+                "block return in quick on warden0 inet from 10.0.0.0/24 to (self)",
+                "pass in inet proto tcp from any to any port = 22 flags S/SA keep state"
+            ]
+        );
     }
 
     #[test]

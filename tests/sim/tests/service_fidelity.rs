@@ -4,6 +4,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
+mod common;
+
 use warden_sim::host::{which, SimHost};
 
 fn install_fidelity_script(host: &SimHost) {
@@ -203,4 +205,24 @@ fn snapshot_sees_changes_but_not_bookkeeping() {
     assert_eq!(host.snapshot(), before);
     host.tool("ifconfig", &["bridge", "create"]);
     assert_ne!(host.snapshot(), before);
+}
+
+/// FreeBSD 13.x's rc.subr applies the rcvar check to `status`: a disabled service answers
+/// "Cannot 'status' …" with exit 0 (tests/fixtures/service/freebsd13-disabled-status.transcript
+/// names the sources); 14's exempts it.
+#[test]
+fn freebsd13_status_of_a_disabled_service_exits_0() {
+    let host = SimHost::new();
+    install_fidelity_script(&host);
+    let problems = common::replay(
+        &host,
+        &common::fixtures().join("service/freebsd13-disabled-status.transcript"),
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Back on the default release the same call is truthful.
+    host.set_freebsd_version("14.3-RELEASE");
+    assert_eq!(
+        service(&host, &["mevy", "status"]),
+        ("mevy is not running.\n".into(), String::new(), 1)
+    );
 }
