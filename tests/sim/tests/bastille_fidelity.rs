@@ -161,7 +161,8 @@ fn bastille_1_0_accepts_dashes_and_0_14_lists_like_jls() {
     );
     assert_eq!(rc, 0);
     assert!(
-        out.starts_with("\nCreating jail: mevy-git..."),
+        // 1.0.20250714 create.sh: `info "\nAttempting to create jail: ${NAME}"`.
+        out.starts_with("\nAttempting to create jail: mevy-git"),
         "before 1.4 info goes to stdout: {out}"
     );
     let (_, err, rc) = run(&host, "bastille", &["destroy", "-a", "mevy-git"]);
