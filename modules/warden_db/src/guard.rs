@@ -290,7 +290,7 @@ mod tests {
         password: false,
         none: false,
         require_plus: false,
-        max_iterations: 1_000_000,
+        max_iterations: 100_000,
     };
 
     fn watch(policy: Policy, ssl_reply: bool) -> Watch {

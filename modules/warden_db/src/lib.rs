@@ -2,12 +2,13 @@
 //! identifiers"), on the server of its db jail or any server the inventory names, plus an
 //! optional pg_hba.conf line for the agent's subnet.
 //!
-//! Shape: validate → connect and take a server-wide advisory lock (runs for different agents
-//! never interleave) → observe with SELECTs only (`pg_authid`, `pg_database`, privileges) →
-//! plan the statements → the runtime reports them (check mode: nothing but SELECTs ran) or
-//! runs them one by one, undoing the done ones if one fails. Passwords travel only as SCRAM
-//! verifiers computed here; an unchanged password is recognised by recomputing the stored
-//! verifier, so it is not a change.
+//! Shape: validate → connect (verified TLS by default, see `conn`) and take a server-wide
+//! advisory lock within lock_timeout (runs for different agents never interleave) → observe
+//! with SELECTs only (`pg_authid`, `pg_database`, privileges) → plan the statements → the
+//! runtime reports them (check mode: nothing but SELECTs ran) or runs them one by one, undoing
+//! the done ones if one fails. Passwords travel only as SCRAM verifiers computed here; an
+//! unchanged password is recognised by recomputing the stored verifier (at most
+//! `scram::MAX_ITERATIONS` rounds), so it is not a change.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod conn;

@@ -386,7 +386,7 @@ fn stored_verifier_with_huge_iterations_is_replaced_without_hanging() {
         run.result["warnings"][0]
             .as_str()
             .unwrap_or_default()
-            .contains("2147483647 iterations, more than the 1000000 warden_db recomputes"),
+            .contains("2147483647 iterations, more than the 100000 warden_db recomputes"),
         "{}",
         run.result
     );
