@@ -262,7 +262,8 @@ class AgentHost:
         )
         out = subprocess.run(
             ["psql", "-h", "127.0.0.1", "-p", self.pg["PGPORT"], "-U", "postgres", "-tAc", sql],
-            env={**os.environ, "PGPASSWORD": self.pg["PGPASSWORD"]},
+            env={**os.environ, "PGPASSWORD": self.pg["PGPASSWORD"],
+                 "PGSSLMODE": "verify-full", "PGSSLROOTCERT": self.pg["PGSSLROOTCERT"]},
             capture_output=True,
             text=True,
             check=True,
@@ -286,7 +287,8 @@ class AgentHost:
     def psql(self, sql):
         out = subprocess.run(
             ["psql", "-h", "127.0.0.1", "-p", self.pg["PGPORT"], "-U", "postgres", "-tAc", sql],
-            env={**os.environ, "PGPASSWORD": self.pg["PGPASSWORD"]}, capture_output=True, text=True,
+            env={**os.environ, "PGPASSWORD": self.pg["PGPASSWORD"],
+                 "PGSSLMODE": "verify-full", "PGSSLROOTCERT": self.pg["PGSSLROOTCERT"]}, capture_output=True, text=True,
         )
         return out.stdout.strip()
 
@@ -319,7 +321,8 @@ def base_args(host, module):
                 "bastille_prefix": host.p("/usr/local/bastille"), "lock_file": lock}
     if module == "warden_db":
         return {"name": "nova", "password": "Nova-pw-1", "login_host": "127.0.0.1", "login_port": int(host.pg["PGPORT"]),
-                "login_user": "postgres", "login_password": host.pg["PGPASSWORD"], "ssl_mode": "disable",
+                "login_user": "postgres", "login_password": host.pg["PGPASSWORD"], "ssl_mode": "verify-full",
+                "ca_cert": host.pg["PGSSLROOTCERT"],
                 "pg_hba_file": str(host.box.path / "pg" / "data" / "pg_hba.conf"), "pg_hba_address": "10.0.5.0/24"}
     if module == "warden_env":
         return {"path": host.p("/home/nova/.env"), "values": {"AGENT_NAME": "nova"}, "create_parent": True}

@@ -59,7 +59,8 @@ def test_agents_provisioned_at_once_are_all_there_exactly_once(sandbox, count):
     out = subprocess.run(
         ["psql", "-h", "127.0.0.1", "-p", pg["PGPORT"], "-U", "postgres", "-tAc",
          "SELECT datname FROM pg_database WHERE datname LIKE 'ag%' ORDER BY 1"],
-        env={**os.environ, "PGPASSWORD": pg["PGPASSWORD"]}, capture_output=True, text=True, check=True,
+        env={**os.environ, "PGPASSWORD": pg["PGPASSWORD"], "PGSSLMODE": "verify-full",
+             "PGSSLROOTCERT": pg["PGSSLROOTCERT"]}, capture_output=True, text=True, check=True,
     )
     assert out.stdout.split() == sorted(defined)
     hba = (sandbox.path / "pg" / "data" / "pg_hba.conf").read_text()

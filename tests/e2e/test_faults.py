@@ -164,7 +164,8 @@ def test_the_database_connection_is_lost_between_statements(host):
     holder = subprocess.Popen(
         ["psql", "-h", "127.0.0.1", "-p", host.pg["PGPORT"], "-U", "postgres", "-c",
          f"SELECT pg_advisory_lock({LOCK_KEY}); SELECT pg_sleep(30);"],
-        env={**os.environ, "PGPASSWORD": host.pg["PGPASSWORD"]}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PGPASSWORD": host.pg["PGPASSWORD"], "PGSSLMODE": "verify-full",
+             "PGSSLROOTCERT": host.pg["PGSSLROOTCERT"]}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.time() + 10

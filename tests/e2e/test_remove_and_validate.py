@@ -12,7 +12,7 @@ def psql(sandbox, sql):
     env = dict(line.split("=", 1) for line in (sandbox.path / "pg" / "env").read_text().split())
     out = subprocess.run(
         ["psql", "-h", "127.0.0.1", "-p", env["PGPORT"], "-U", "postgres", "-tAc", sql],
-        env={**os.environ, "PGPASSWORD": env["PGPASSWORD"]},
+        env={**os.environ, "PGPASSWORD": env["PGPASSWORD"], "PGSSLMODE": "verify-full", "PGSSLROOTCERT": env["PGSSLROOTCERT"]},
         capture_output=True,
         text=True,
         check=True,

@@ -24,6 +24,7 @@ def test_stock_reference_provisions_and_converges(sandbox):
     owner = subprocess.run(
         ["psql", "-h", "127.0.0.1", "-p", env["PGPORT"], "-U", "postgres", "-tAc",
          "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'mevy'"],
-        env={**os.environ, "PGPASSWORD": env["PGPASSWORD"]}, capture_output=True, text=True, check=True,
+        env={**os.environ, "PGPASSWORD": env["PGPASSWORD"], "PGSSLMODE": "verify-full",
+             "PGSSLROOTCERT": env["PGSSLROOTCERT"]}, capture_output=True, text=True, check=True,
     )
     assert owner.stdout.strip() == "mevy"

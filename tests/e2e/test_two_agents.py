@@ -41,7 +41,8 @@ def assert_both_agents(sandbox):
     out = subprocess.run(
         ["psql", "-h", "127.0.0.1", "-p", env["PGPORT"], "-U", "postgres", "-tAc",
          "SELECT string_agg(datname || ':' || pg_get_userbyid(datdba), ',' ORDER BY datname) FROM pg_database WHERE datname IN ('clawdie', 'mevy')"],
-        env={**os.environ, "PGPASSWORD": env["PGPASSWORD"]}, capture_output=True, text=True,
+        env={**os.environ, "PGPASSWORD": env["PGPASSWORD"], "PGSSLMODE": "verify-full",
+             "PGSSLROOTCERT": env["PGSSLROOTCERT"]}, capture_output=True, text=True,
     )
     assert out.stdout.strip() == "clawdie:clawdie,mevy:mevy", out
     hba = (sandbox.path / "pg" / "data" / "pg_hba.conf").read_text()

@@ -2,15 +2,17 @@
 //! identifiers"), on the server of its db jail or any server the inventory names, plus an
 //! optional pg_hba.conf line for the agent's subnet.
 //!
-//! Shape: validate → connect and take a server-wide advisory lock (runs for different agents
-//! never interleave) → observe with SELECTs only (`pg_authid`, `pg_database`, privileges) →
-//! plan the statements → the runtime reports them (check mode: nothing but SELECTs ran) or
-//! runs them one by one, undoing the done ones if one fails. Passwords travel only as SCRAM
-//! verifiers computed here; an unchanged password is recognised by recomputing the stored
-//! verifier, so it is not a change.
+//! Shape: validate → connect (verified TLS by default, see `conn`) and take a server-wide
+//! advisory lock within lock_timeout (runs for different agents never interleave) → observe
+//! with SELECTs only (`pg_authid`, `pg_database`, privileges) → plan the statements → the
+//! runtime reports them (check mode: nothing but SELECTs ran) or runs them one by one, undoing
+//! the done ones if one fails. Passwords travel only as SCRAM verifiers computed here; an
+//! unchanged password is recognised by recomputing the stored verifier (at most
+//! `scram::MAX_ITERATIONS` rounds), so it is not a change.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod conn;
+pub mod guard;
 pub mod hba;
 pub mod scram;
 pub mod sql;
@@ -22,14 +24,15 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use ipnet::Ipv4Net;
-use postgres::Client;
 use serde::Deserialize;
+use tokio_postgres::error::SqlState as postgres_code;
 
 use warden_runtime::fs::{self as wfs, Attrs, FileState};
 use warden_runtime::plan::Step;
 use warden_runtime::spec::{Param, Spec};
 use warden_runtime::{Context, Diff, Module, Plan};
 
+use conn::{Db as Client, DbError};
 use scram::Stored;
 use sql::{ident, literal};
 
@@ -57,7 +60,10 @@ pub struct Params {
     pub login_db: String,
     pub ssl_mode: String,
     pub ca_cert: Option<String>,
+    pub require_auth: Option<Vec<String>>,
     pub connect_timeout: i64,
+    pub statement_timeout: i64,
+    pub lock_timeout: i64,
     pub pg_hba_file: Option<String>,
     pub pg_hba_address: Option<String>,
     pub pg_hba_type: String,
@@ -66,7 +72,7 @@ pub struct Params {
 
 /// The advisory lock every warden_db run takes on the server (session level: CREATE
 /// DATABASE cannot run inside a transaction). "warden" in ASCII.
-const LOCK_KEY: i64 = 0x7761_7264_656e;
+pub const LOCK_KEY: i64 = 0x7761_7264_656e;
 
 impl Module for WardenDb {
     const NAME: &'static str = "warden_db";
@@ -102,9 +108,17 @@ impl Module for WardenDb {
                     "verify-ca",
                     "verify-full",
                 ])
-                .default("prefer"),
+                .default("verify-full"),
             Param::path("ca_cert"),
+            Param::list_of_str("require_auth").choices(&[
+                "scram-sha-256",
+                "md5",
+                "password",
+                "none",
+            ]),
             Param::int("connect_timeout").default(10),
+            Param::int("statement_timeout").default(60),
+            Param::int("lock_timeout").default(60),
             Param::path("pg_hba_file"),
             Param::str("pg_hba_address"),
             Param::str("pg_hba_type")
@@ -118,26 +132,8 @@ impl Module for WardenDb {
 
     fn plan(params: Params, _ctx: &mut Context) -> Result<Plan> {
         let checked = validate(&params)?;
-        let target = conn::Target {
-            host: params.login_host.clone(),
-            port: params.login_port as u16,
-            unix_socket: params.login_unix_socket.clone(),
-            user: params.login_user.clone(),
-            password: params.login_password.clone(),
-            dbname: params.login_db.clone(),
-            ssl_mode: params.ssl_mode.clone(),
-            ca_cert: params.ca_cert.clone(),
-            connect_timeout: Duration::from_secs(params.connect_timeout.max(1) as u64),
-        };
-        let mut client = conn::connect(&target)?;
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
-            .map_err(|e| {
-                anyhow!(
-                    "cannot take warden_db's advisory lock: {}",
-                    conn::explain(&e.into())
-                )
-            })?;
+        let mut client = conn::connect(&checked.target)?;
+        take_lock(&mut client)?;
         let observed = observe(&mut client, &params)?;
         let mut plan = Plan::new();
         Planner {
@@ -151,11 +147,39 @@ impl Module for WardenDb {
     }
 }
 
+/// Takes the advisory lock, waiting at most lock_timeout (the server's, set for the session:
+/// it bounds an advisory lock wait like any other lock wait).
+fn take_lock(client: &mut Client) -> Result<()> {
+    let Err(e) = client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]) else {
+        return Ok(());
+    };
+    let mut msg = format!("cannot take warden_db's advisory lock: {e}");
+    if e.code() == Some(&postgres_code::LOCK_NOT_AVAILABLE)
+        || e.code() == Some(&postgres_code::QUERY_CANCELED)
+    {
+        // Who holds it, for the message (pg_locks splits a bigint key into classid/objid).
+        if let Ok(Some(row)) = client.query_opt(
+            "SELECT l.pid, coalesce(a.application_name, '')::text FROM pg_locks l LEFT JOIN pg_stat_activity a USING (pid) \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1",
+            &[&(LOCK_KEY >> 32), &(LOCK_KEY & 0xffff_ffff)],
+        ) {
+            let pid: i32 = row.get(0);
+            let app: String = row.get(1);
+            msg.push_str(&format!(
+                " (held by server process {pid}{})",
+                if app.is_empty() { String::new() } else { format!(", application {app}") }
+            ));
+        }
+    }
+    Err(anyhow!(msg))
+}
+
 /// Settings derived while validating.
 struct Checked {
     database: String,
     owner: String,
     hba: Option<(PathBuf, Ipv4Net)>,
+    target: conn::Target,
 }
 
 fn validate(p: &Params) -> Result<Checked> {
@@ -212,12 +236,43 @@ fn validate(p: &Params) -> Result<Checked> {
             problems.push("password contains a NUL byte".into());
         }
     }
-    if (p.ssl_mode == "verify-ca" || p.ssl_mode == "verify-full") && p.ca_cert.is_none() {
+    if (p.ssl_mode == "verify-ca" || p.ssl_mode == "verify-full")
+        && p.ca_cert.is_none()
+        && p.login_unix_socket.is_none()
+    {
         problems.push(format!(
-            "ssl_mode {} needs ca_cert, the CA that signed the server's certificate",
+            "ssl_mode {} needs ca_cert, the CA that signed the server's certificate (or connect through login_unix_socket)",
             p.ssl_mode
         ));
     }
+    for (what, value, max) in [
+        ("connect_timeout", p.connect_timeout, 3600),
+        ("statement_timeout", p.statement_timeout, 86_400),
+        ("lock_timeout", p.lock_timeout, 86_400),
+    ] {
+        if !(1..=max).contains(&value) {
+            problems.push(format!(
+                "{what} {value} must be between 1 and {max} seconds (every wait is bounded)"
+            ));
+        }
+    }
+    let methods: Vec<&str> = match &p.require_auth {
+        Some(list) => list.iter().map(String::as_str).collect(),
+        // Over a unix socket the server may also log the admin in by peer or trust.
+        None if p.login_unix_socket.is_some() => vec!["scram-sha-256", "none"],
+        None => vec!["scram-sha-256"],
+    };
+    if methods.is_empty() {
+        problems.push("require_auth is empty: no login could succeed".into());
+    }
+    let auth = conn::Policy {
+        scram: methods.contains(&"scram-sha-256"),
+        md5: methods.contains(&"md5"),
+        password: methods.contains(&"password"),
+        none: methods.contains(&"none"),
+        require_plus: false,
+        max_iterations: scram::MAX_ITERATIONS,
+    };
     let hba = match (&p.pg_hba_file, &p.pg_hba_address) {
         (Some(file), Some(address)) => match address.trim().parse::<Ipv4Net>() {
             Ok(net) if net.addr() == net.network() => Some((PathBuf::from(file), net)),
@@ -241,11 +296,27 @@ fn validate(p: &Params) -> Result<Checked> {
             None
         }
     };
+    let seconds = |n: i64| Duration::from_secs(n.clamp(1, 86_400) as u64);
+    let target = conn::Target {
+        host: p.login_host.clone(),
+        port: p.login_port.clamp(1, 65535) as u16,
+        unix_socket: p.login_unix_socket.clone(),
+        user: p.login_user.clone(),
+        password: p.login_password.clone(),
+        dbname: p.login_db.clone(),
+        ssl_mode: p.ssl_mode.clone(),
+        ca_cert: p.ca_cert.clone(),
+        auth,
+        connect_timeout: seconds(p.connect_timeout),
+        statement_timeout: seconds(p.statement_timeout),
+        lock_timeout: seconds(p.lock_timeout),
+    };
     if problems.is_empty() {
         Ok(Checked {
             database,
             owner,
             hba,
+            target,
         })
     } else {
         bail!("{}", problems.join("; "))
@@ -281,8 +352,8 @@ struct Observed {
     version: i32,
 }
 
-fn query_error(what: &str, e: postgres::Error) -> anyhow::Error {
-    anyhow!("{what}: {}", conn::explain(&e.into()))
+fn query_error(what: &str, e: DbError) -> anyhow::Error {
+    anyhow!("{what}: {e}")
 }
 
 fn observe(client: &mut Client, p: &Params) -> Result<Observed> {
@@ -303,7 +374,7 @@ fn observe(client: &mut Client, p: &Params) -> Result<Observed> {
             }),
             false,
         ),
-        Err(e) if e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+        Err(e) if e.code() == Some(&postgres_code::INSUFFICIENT_PRIVILEGE) => {
             let row = client
                 .query_opt(
                     "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1::text",
@@ -384,7 +455,7 @@ impl Step for SqlStep {
         self.client
             .borrow_mut()
             .batch_execute(&self.sql)
-            .map_err(|e| anyhow!("{}", conn::explain(&e.into())))
+            .map_err(|e| anyhow!("{e}"))
     }
     fn undo(&mut self) -> Result<()> {
         match &self.undo {
@@ -392,7 +463,7 @@ impl Step for SqlStep {
                 .client
                 .borrow_mut()
                 .batch_execute(sql)
-                .map_err(|e| anyhow!("{}", conn::explain(&e.into()))),
+                .map_err(|e| anyhow!("{e}")),
             None => Ok(()),
         }
     }
@@ -414,7 +485,7 @@ impl HbaUpdate {
             .borrow_mut()
             .execute("SELECT pg_reload_conf()", &[])
             .map(|_| ())
-            .map_err(|e| anyhow!("cannot reload the server: {}", conn::explain(&e.into())))
+            .map_err(|e| anyhow!("cannot reload the server: {e}"))
     }
 }
 
@@ -431,13 +502,7 @@ impl Step for HbaUpdate {
                 "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL",
                 &[],
             )
-            .map_err(|e| {
-                anyhow!(
-                    "cannot check {}: {}",
-                    self.path.display(),
-                    conn::explain(&e.into())
-                )
-            });
+            .map_err(|e| anyhow!("cannot check {}: {e}", self.path.display()));
         let problems: Vec<String> = match errors {
             Ok(rows) => rows
                 .iter()
@@ -550,6 +615,15 @@ impl Planner<'_> {
                                 p.login_user, p.name
                             ));
                         } else if !Stored::parse(existing.password.as_deref()).matches(pw) {
+                            if let Some(n) =
+                                Stored::parse(existing.password.as_deref()).too_costly()
+                            {
+                                plan.warnings.push(format!(
+                                    "the stored SCRAM verifier of role {} asks for {n} iterations, more than the {} warden_db recomputes; it was not compared and is replaced",
+                                    p.name,
+                                    scram::MAX_ITERATIONS
+                                ));
+                            }
                             password_changed = true;
                             let v = scram::verifier(pw);
                             let undo = match &existing.password {

@@ -7,6 +7,10 @@
 //! `StoredKey = SHA-256(HMAC(SaltedPassword, "Client Key"))` and
 //! `ServerKey = HMAC(SaltedPassword, "Server Key")` both equal the stored ones (RFC 5802/7677).
 //! New verifiers come from `postgres_protocol::password::scram_sha_256` (random salt).
+//!
+//! The iteration count is whatever the verifier says, and a role may set its own verifier
+//! (`ALTER ROLE self PASSWORD 'SCRAM-SHA-256$4294967295:…'`), so it is not trusted: a count
+//! above [`MAX_ITERATIONS`] is not recomputed, and the password counts as changed.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -14,6 +18,15 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// The most PBKDF2 iterations warden_db computes, for a stored verifier and for the server's
+/// SCRAM challenge at login alike: the driver's own cap for the login (postgres-protocol
+/// 0.6.12, `src/authentication/sasl.rs`, `MAX_ITERATION_COUNT`, chosen like pgjdbc's for
+/// CVE-2026-42198), about 24 times PostgreSQL's default of 4096 (`scram_iterations`,
+/// PostgreSQL 16+). It costs about 70 ms in the release build (`hmac`/`sha2` at opt-level 3;
+/// 0.7 s per million measured on the 2-CPU development machine), where 2^31 - 1 would take
+/// some 25 minutes.
+pub const MAX_ITERATIONS: u32 = 100_000;
 
 /// What the catalog holds for a role's password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,8 +67,17 @@ impl Stored {
         })
     }
 
-    /// Whether `password` is the one stored. Only a SCRAM verifier can say yes: MD5 and
-    /// plaintext entries are replaced by a SCRAM verifier anyway.
+    /// A SCRAM verifier's iteration count above [`MAX_ITERATIONS`].
+    pub fn too_costly(&self) -> Option<u32> {
+        match self {
+            Stored::Scram { iterations, .. } if *iterations > MAX_ITERATIONS => Some(*iterations),
+            _ => None,
+        }
+    }
+
+    /// Whether `password` is the one stored. Only a SCRAM verifier within
+    /// [`MAX_ITERATIONS`] can say yes: MD5 and plaintext entries are replaced by a SCRAM
+    /// verifier anyway, and so is one too costly to recompute.
     pub fn matches(&self, password: &str) -> bool {
         let Stored::Scram {
             iterations,
@@ -66,6 +88,9 @@ impl Stored {
         else {
             return false;
         };
+        if *iterations > MAX_ITERATIONS {
+            return false;
+        }
         let salted = pbkdf2_sha256(&normalize(password), salt, *iterations);
         let client_key = hmac(&salted, b"Client Key");
         let computed_stored = Sha256::digest(client_key);
@@ -154,6 +179,17 @@ mod tests {
         ));
         assert!(stored.matches("pencil"));
         assert!(!stored.matches("pencils"));
+    }
+
+    #[test]
+    fn stored_verifier_with_too_many_iterations_is_not_recomputed() {
+        // Without the cap this would run 2^32 - 1 PBKDF2 rounds (tens of minutes).
+        let huge = "SCRAM-SHA-256$4294967295:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
+        let stored = Stored::parse(Some(huge));
+        assert_eq!(stored.too_costly(), Some(u32::MAX));
+        assert!(!stored.matches("pencil"));
+        let at_cap = Stored::parse(Some(&huge.replace("4294967295", "100000")));
+        assert_eq!(at_cap.too_costly(), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{module, with, Cluster};
+use common::{module, module_within, with, Cluster, Pki};
 use serde_json::{json, Value};
 
 const SECRET: &str = "Canary-pw-7f3a'\"$x";
@@ -166,14 +166,7 @@ fn absent_drops_in_order_and_twice_is_fine() {
     let c = Cluster::start();
     module(&agent(&c, "mevy"));
     // A session in the database and a grant elsewhere must not block the drop.
-    let _session = postgres::Config::new()
-        .host("127.0.0.1")
-        .port(c.port())
-        .user("mevy")
-        .password(SECRET)
-        .dbname("mevy")
-        .connect(postgres::NoTls)
-        .unwrap();
+    let _session = c.connect_as("mevy", SECRET, "mevy").unwrap();
     c.client()
         .batch_execute("GRANT CONNECT ON DATABASE postgres TO mevy")
         .unwrap();
@@ -292,7 +285,7 @@ fn connection_failures_say_where_and_why_without_secrets() {
     ));
     assert_eq!(run.code, 1);
     let msg = run.msg();
-    assert!(msg.contains(&format!("cannot connect to PostgreSQL at 127.0.0.1:{} as postgres (database postgres, sslmode disable)", c.port())), "{msg}");
+    assert!(msg.contains(&format!("cannot connect to PostgreSQL at 127.0.0.1:{} as postgres (database postgres, sslmode verify-full)", c.port())), "{msg}");
     assert!(
         msg.contains("password authentication failed for user \"postgres\" (SQLSTATE 28P01)"),
         "{msg}"
@@ -314,24 +307,166 @@ fn connection_failures_say_where_and_why_without_secrets() {
 #[test]
 fn unix_socket_and_tls_modes() {
     let c = Cluster::start();
+    // Through the socket: no TLS there, so the default verify-full needs no ca_cert, and the
+    // server's trust login is accepted (require_auth defaults to scram-sha-256 and none).
     let socket = with(
         agent(&c, "mevy"),
-        json!({"login_unix_socket": c.env["PGSOCKET"], "login_password": null}),
+        json!({"login_unix_socket": c.env["PGSOCKET"], "login_password": null, "ca_cert": null}),
     );
     let run = module(&socket);
     assert_eq!(run.code, 0, "{}", run.result);
-    // The test server has no TLS: prefer falls back, require fails with the cause.
-    let prefer = module(&with(agent(&c, "mevy"), json!({"ssl_mode": "prefer"})));
-    assert_eq!(prefer.code, 0, "{}", prefer.result);
-    let require = module(&with(agent(&c, "mevy"), json!({"ssl_mode": "require"})));
-    assert_eq!(require.code, 1);
+    // Over TCP the server takes TLS only (hostssl): disable is refused by the server.
+    let plain = module(&with(agent(&c, "mevy"), json!({"ssl_mode": "disable"})));
+    assert_eq!(plain.code, 1);
     assert!(
-        require.msg().contains("sslmode require"),
+        plain.msg().contains("sslmode disable") && plain.msg().contains("no encryption"),
         "{}",
-        require.msg()
+        plain.msg()
     );
-    let verify = module(&with(agent(&c, "mevy"), json!({"ssl_mode": "verify-full"})));
+    // prefer and require encrypt (certificate unchecked, channel binding required).
+    for mode in ["prefer", "require", "verify-ca"] {
+        let run = module(&with(agent(&c, "mevy"), json!({"ssl_mode": mode})));
+        assert_eq!(run.code, 0, "{mode}: {}", run.result);
+    }
+    // verify-full by name: the certificate has DNS localhost as well as IP 127.0.0.1.
+    let by_name = module(&with(agent(&c, "mevy"), json!({"login_host": "localhost"})));
+    assert_eq!(by_name.code, 0, "{}", by_name.result);
+    let verify = module(&with(agent(&c, "mevy"), json!({"ca_cert": null})));
     assert!(verify.msg().contains("needs ca_cert"), "{}", verify.msg());
+    // Another CA: refused.
+    let other = Pki::new();
+    let wrong = module(&with(
+        agent(&c, "mevy"),
+        json!({"ca_cert": other.path("ca.crt")}),
+    ));
+    assert_eq!(wrong.code, 1);
+    assert!(
+        wrong.msg().contains("invalid peer certificate"),
+        "{}",
+        wrong.msg()
+    );
+    // Every TCP session the module opened was encrypted.
+    let log = c.log();
+    let sessions: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("connection authorized") && l.contains("application_name=warden_db"))
+        .collect();
+    assert!(sessions.len() >= 5, "{sessions:?}");
+    assert!(
+        sessions
+            .iter()
+            .all(|l| l.contains("SSL enabled") || !l.contains("host=127.0.0.1")),
+        "{sessions:?}"
+    );
+}
+
+#[test]
+fn stored_verifier_with_huge_iterations_is_replaced_without_hanging() {
+    let c = Cluster::start();
+    module(&agent(&c, "mevy"));
+    // A verifier asking for 2^31 - 1 PBKDF2 rounds would keep warden_db (root) busy for
+    // hours while it holds the advisory lock. Written straight into the catalog: `ALTER ROLE
+    // ... PASSWORD` with it would keep the server itself busy (PostgreSQL 15 checks a new
+    // verifier against the empty password, user.c), though the role may do that to itself.
+    c.client()
+        .batch_execute(
+            "UPDATE pg_authid SET rolpassword = 'SCRAM-SHA-256$2147483647:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=' WHERE rolname = 'mevy'",
+        )
+        .unwrap();
+    let run = module_within(&agent(&c, "mevy"), 60);
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert_eq!(
+        (
+            run.result["changed"].clone(),
+            run.result["password_changed"].clone()
+        ),
+        (json!(true), json!(true))
+    );
+    assert!(
+        run.result["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2147483647 iterations, more than the 100000 warden_db recomputes"),
+        "{}",
+        run.result
+    );
+    let stored = c
+        .value("SELECT rolpassword FROM pg_authid WHERE rolname = 'mevy'")
+        .unwrap();
+    assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
+    c.can_login("mevy", SECRET, "mevy").unwrap();
+    assert_eq!(module(&agent(&c, "mevy")).result["changed"], false);
+}
+
+#[test]
+fn statement_blocked_by_another_sessions_lock_fails_within_lock_timeout() {
+    let c = Cluster::start();
+    module(&agent(&c, "mevy"));
+    // Another session changes the role and keeps its transaction open: the row stays locked.
+    let mut other = c.client();
+    other
+        .batch_execute("BEGIN; ALTER ROLE mevy CONNECTION LIMIT 3")
+        .unwrap();
+    let change = with(agent(&c, "mevy"), json!({"password": "new-pw-2"}));
+    let run = module_within(&with(change.clone(), json!({"lock_timeout": 1})), 60);
+    assert_eq!(run.code, 1, "{}", run.result);
+    assert!(
+        run.msg()
+            .contains("canceling statement due to lock timeout (SQLSTATE 55P03)")
+            && run
+                .msg()
+                .contains("lock_timeout (1 s) ran out waiting for a lock another session holds"),
+        "{}",
+        run.msg()
+    );
+    let run = module_within(
+        &with(
+            change.clone(),
+            json!({"lock_timeout": 30, "statement_timeout": 1}),
+        ),
+        60,
+    );
+    assert_eq!(run.code, 1, "{}", run.result);
+    assert!(
+        run.msg()
+            .contains("canceling statement due to statement timeout (SQLSTATE 57014)")
+            && run.msg().contains("statement_timeout (1 s) ran out"),
+        "{}",
+        run.msg()
+    );
+    other.batch_execute("ROLLBACK").unwrap();
+    c.can_login("mevy", SECRET, "mevy").unwrap();
+    let run = module(&change);
+    assert_eq!(run.code, 0, "{}", run.result);
+    c.can_login("mevy", "new-pw-2", "mevy").unwrap();
+}
+
+#[test]
+fn advisory_lock_held_elsewhere_fails_within_lock_timeout() {
+    let c = Cluster::start();
+    let mut other = c.client();
+    other
+        .execute("SELECT pg_advisory_lock($1)", &[&warden_db::LOCK_KEY])
+        .unwrap();
+    let run = module_within(&with(agent(&c, "mevy"), json!({"lock_timeout": 1})), 60);
+    assert_eq!(run.code, 1, "{}", run.result);
+    let pid: i32 = other
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        run.msg().contains(
+            "cannot take warden_db's advisory lock: canceling statement due to lock timeout"
+        ) && run.msg().contains("lock_timeout (1 s) ran out")
+            && run.msg().contains(&format!("held by server process {pid}")),
+        "{}",
+        run.msg()
+    );
+    assert!(c
+        .value("SELECT rolname::text FROM pg_roles WHERE rolname = 'mevy'")
+        .is_none());
+    drop(other);
+    assert_eq!(module(&agent(&c, "mevy")).code, 0);
 }
 
 #[test]
