@@ -151,9 +151,18 @@ pub struct JailConfig {
 
 impl JailConfig {
     pub fn read(paths: &JailPaths) -> Result<JailConfig> {
-        let conf = std::fs::read_to_string(paths.jail_conf())
-            .with_context(|| format!("cannot read {}", paths.jail_conf().display()))?;
-        let fstab = std::fs::read_to_string(paths.dir.join("fstab")).unwrap_or_default();
+        let text = |path: &Path| -> Result<Option<String>> {
+            Ok(crate::fs::read_state(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .map(|s| String::from_utf8_lossy(&s.content).into_owned()))
+        };
+        let conf = text(&paths.jail_conf())?.with_context(|| {
+            format!(
+                "cannot read {}: it does not exist",
+                paths.jail_conf().display()
+            )
+        })?;
+        let fstab = text(&paths.dir.join("fstab"))?.unwrap_or_default();
         let settings = RcConf::read(&paths.dir.join("settings.conf"))?;
         Ok(JailConfig::parse(
             &conf,
