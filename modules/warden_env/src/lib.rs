@@ -42,6 +42,8 @@ const MASK: &str = "********";
 
 impl Module for WardenEnv {
     const NAME: &'static str = "warden_env";
+    // Writes one file; runs no host tool, so no tool_timeout.
+    const RUNS_TOOLS: bool = false;
     type Params = Params;
 
     fn spec() -> Spec {
