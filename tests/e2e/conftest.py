@@ -138,7 +138,7 @@ def mutating(call):
 @pytest.fixture
 def sandbox():
     # Short path: tmux sockets live under it and sun_path is small.
-    path = Path(tempfile.mkdtemp(prefix="wsb", dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix="wsb", dir="/tmp")).resolve()  # no link on the way: the modules follow none
     path.chmod(0o755)  # the sandbox's PostgreSQL runs as another user when tests run as root
     box = Sandbox(path / "s", ["sim1"])
     yield box
@@ -217,7 +217,7 @@ def fleet(request):
     agent each, and its inventory (group `fleet`)."""
     marker = request.node.get_closest_marker("fleet_size")
     count = marker.args[0] if marker else 20
-    path = Path(tempfile.mkdtemp(prefix="wfl", dir="/tmp"))
+    path = Path(tempfile.mkdtemp(prefix="wfl", dir="/tmp")).resolve()
     path.chmod(0o755)
     box = Sandbox(path / "s", [f"sim{n:02d}" for n in range(1, count + 1)])
     box.inventory = path / "fleet.yml"
@@ -235,7 +235,7 @@ class AgentHost:
     input, faults): its state must survive whatever they are given."""
 
     def __init__(self):
-        self.tmp = Path(tempfile.mkdtemp(prefix="wah", dir="/tmp"))
+        self.tmp = Path(tempfile.mkdtemp(prefix="wah", dir="/tmp")).resolve()
         self.tmp.chmod(0o755)
         self.box = Sandbox(self.tmp / "s", ["sim1"])
         rc, out, _ = self.box.playbook("playbooks/agent.yml", "-e", "agent_name=clawdie")

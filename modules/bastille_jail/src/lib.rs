@@ -58,6 +58,9 @@ pub struct Params {
 
 impl Module for BastilleJail {
     const NAME: &'static str = "bastille_jail";
+    // `bastille pkg <jail> install` downloads packages (and pkg itself, in a fresh jail):
+    // minutes on a slow mirror, where the other modules' tools take seconds.
+    const TOOL_TIMEOUT: u64 = 600;
     type Params = Params;
 
     fn spec() -> Spec {

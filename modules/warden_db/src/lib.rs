@@ -76,6 +76,8 @@ pub const LOCK_KEY: i64 = 0x7761_7264_656e;
 
 impl Module for WardenDb {
     const NAME: &'static str = "warden_db";
+    // Talks to PostgreSQL over its protocol; no host tool, so no tool_timeout.
+    const RUNS_TOOLS: bool = false;
     type Params = Params;
 
     fn spec() -> Spec {

@@ -8,6 +8,13 @@
 //! single quote, in double quotes with `\`, `"`, `$` and `` ` `` escaped, so that sh (`. ./.env`)
 //! and expanding dotenv parsers read the exact value back. Newlines are refused: dotenv
 //! dialects disagree on them.
+//!
+//! The diff masks the value of every key in `secret_values` and of every key that looks
+//! secret (its name contains `PASSWORD`, `TOKEN`, `SECRET` or `KEY`, in any case), before and
+//! after: the old file may hold keys this run no longer knows, and warden-cron's check mode
+//! logs every diff. The file is read and written through `warden_runtime::fs`: the agent
+//! owns the directory, so a `.env` it replaced with a link (or a FIFO, or a hard link to a
+//! host file) is refused and nothing of it is read or shown.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::BTreeMap;
@@ -42,6 +49,8 @@ const MASK: &str = "********";
 
 impl Module for WardenEnv {
     const NAME: &'static str = "warden_env";
+    // Writes one file; runs no host tool, so no tool_timeout.
+    const RUNS_TOOLS: bool = false;
     type Params = Params;
 
     fn spec() -> Spec {
@@ -187,11 +196,22 @@ pub fn render(values: &BTreeMap<String, String>, secrets: &BTreeMap<String, Stri
     text
 }
 
+/// Words that make a key's value secret wherever the key came from.
+const SECRET_WORDS: [&str; 4] = ["PASSWORD", "TOKEN", "SECRET", "KEY"];
+
+/// Whether a key (as written before `=`, e.g. `export API_KEY`) names a secret.
+fn looks_secret(key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    SECRET_WORDS.iter().any(|w| upper.contains(w))
+}
+
 /// The text with every secret value replaced, for the diff.
 fn masked(text: &str, secrets: &BTreeMap<String, String>) -> String {
     text.lines()
         .map(|line| match line.split_once('=') {
-            Some((key, _)) if secrets.contains_key(key) => format!("{key}={MASK}\n"),
+            Some((key, _)) if secrets.contains_key(key.trim()) || looks_secret(key) => {
+                format!("{key}={MASK}\n")
+            }
             _ => format!("{line}\n"),
         })
         .collect()
@@ -224,6 +244,30 @@ mod tests {
         );
         let shown = masked(&text, &map(&[("WARDEN_DB_PASSWORD", "s3cr3t$")]));
         assert!(shown.contains("WARDEN_DB_PASSWORD=********\n") && !shown.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_diff_masks_secret_looking_keys_old_and_new() {
+        let old = "# admin notes\nAPI_TOKEN=tok-old\nexport aws_secret_access_key=ak-old\nDB_Password = pw-old\nSSH_KEYFILE=/k\nAGENT_NAME=mevy\nWARDEN_DB_PASSWORD='given'\n";
+        let shown = masked(old, &map(&[("WARDEN_DB_PASSWORD", "given")]));
+        for leaked in ["tok-old", "ak-old", "pw-old", "/k", "given"] {
+            assert!(!shown.contains(leaked), "{leaked} shown: {shown}");
+        }
+        assert!(
+            shown.contains("AGENT_NAME=mevy\n") && shown.contains("# admin notes\n"),
+            "{shown}"
+        );
+        assert!(shown.contains("API_TOKEN=********\n"), "{shown}");
+        // A key in values that looks secret is masked too.
+        let text = render(
+            &map(&[("OPENAI_API_KEY", "sk-live"), ("MODE", "x")]),
+            &BTreeMap::new(),
+        );
+        let shown = masked(&text, &BTreeMap::new());
+        assert!(
+            !shown.contains("sk-live") && shown.contains("MODE=x\n"),
+            "{shown}"
+        );
     }
 
     #[test]

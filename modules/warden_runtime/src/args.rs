@@ -32,11 +32,29 @@ pub struct Args {
     pub internal: Internal,
 }
 
-/// Reads and parses the args file named on the command line.
+/// The largest args file read (Ansible's are a few KiB).
+const MAX_ARGS_SIZE: u64 = 16 << 20;
+
+/// Reads and parses the args file named on the command line: Ansible's own file in its remote
+/// temporary directory, or `/dev/stdin` when warden's action plugin pipes the args into the
+/// same command that runs the module (a link to a pipe), so it is opened as given. What is
+/// read is bounded.
 pub fn read_args_file(path: &Path) -> Result<Args> {
-    let bytes = std::fs::read(path)
+    let bytes = read_bounded(path)
         .with_context(|| format!("cannot read the module args file {}", path.display()))?;
     parse_args(&bytes).with_context(|| format!("bad module args file {}", path.display()))
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_ARGS_SIZE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_ARGS_SIZE {
+        bail!("it is larger than {} MiB", MAX_ARGS_SIZE >> 20);
+    }
+    Ok(bytes)
 }
 
 /// Parses the bytes of an args file.

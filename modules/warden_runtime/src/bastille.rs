@@ -390,9 +390,18 @@ pub struct JailConfig {
 
 impl JailConfig {
     pub fn read(paths: &JailPaths, version: Version) -> Result<JailConfig> {
-        let conf = std::fs::read_to_string(paths.jail_conf())
-            .with_context(|| format!("cannot read {}", paths.jail_conf().display()))?;
-        let fstab = std::fs::read_to_string(paths.dir.join("fstab")).unwrap_or_default();
+        let text = |path: &Path| -> Result<Option<String>> {
+            Ok(crate::fs::read_state(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .map(|s| String::from_utf8_lossy(&s.content).into_owned()))
+        };
+        let conf = text(&paths.jail_conf())?.with_context(|| {
+            format!(
+                "cannot read {}: it does not exist",
+                paths.jail_conf().display()
+            )
+        })?;
+        let fstab = text(&paths.dir.join("fstab"))?.unwrap_or_default();
         let boot = match version.boot_file() {
             Some(file) => RcConf::read(&paths.dir.join(file))?
                 .get("boot")
@@ -456,7 +465,8 @@ pub fn next_epair_unit(prefix: &Path) -> u32 {
     let confs: Vec<String> = std::fs::read_dir(prefix.join("jails"))
         .map(|rd| {
             rd.flatten()
-                .filter_map(|e| std::fs::read_to_string(e.path().join("jail.conf")).ok())
+                .filter_map(|e| crate::fs::read_state(&e.path().join("jail.conf")).ok().flatten())
+                .map(|s| String::from_utf8_lossy(&s.content).into_owned())
                 .collect()
         })
         .unwrap_or_default();

@@ -1,8 +1,12 @@
 //! The host lock: an exclusive `flock(2)` on a lock file (a module parameter), so two
 //! module runs on one host (two agents provisioned at once) observe and change the host one
-//! after the other. flock is released by the kernel when the process exits, even on SIGKILL.
+//! after the other. flock is released by the kernel when the process exits, even on SIGKILL;
+//! the lock file is opened close-on-exec and by descriptor (`fs::open_lock_file`), so no
+//! tool the module runs (a daemon an rc.d script starts, a tool killed at its
+//! `tool_timeout`) inherits the lock or outlives the run holding it, and a link planted at
+//! its name is refused.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -55,11 +59,7 @@ impl HostLock {
 }
 
 fn open(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
+    crate::fs::open_lock_file(path)
         .with_context(|| format!("cannot open the host lock file {}", path.display()))
 }
 
@@ -70,12 +70,29 @@ mod tests {
     #[test]
     fn second_holder_times_out_then_succeeds_after_release() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("warden.lock");
+        let path = dir.path().canonicalize().unwrap().join("warden.lock");
         let first = HostLock::acquire(&path, Duration::from_secs(1)).unwrap();
         let err = HostLock::acquire(&path, Duration::from_millis(100)).unwrap_err();
         assert!(err.to_string().contains("holds the host lock"), "{err}");
         drop(first);
         HostLock::acquire(&path, Duration::from_millis(100)).unwrap();
+    }
+
+    #[test]
+    fn a_child_process_does_not_inherit_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().canonicalize().unwrap().join("warden.lock");
+        let lock = HostLock::acquire(&path, Duration::from_secs(1)).unwrap();
+        // A tool started while the lock is held, still running after the holder is gone.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        drop(lock);
+        let again = HostLock::acquire(&path, Duration::from_millis(500));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        again.unwrap();
     }
 
     #[test]

@@ -166,8 +166,12 @@ fn validate(pfctl: &Path, main: &Path, files: &[RulesetFile]) -> Result<()> {
         // The main file always takes part, so it includes the candidate include files.
         let mut candidates: Vec<RulesetFile> = files.to_vec();
         if !candidates.iter().any(|f| f.path == main) {
-            let content = std::fs::read_to_string(main)
-                .with_context(|| format!("cannot read {}", main.display()))?;
+            let content = fs::read_state(main)
+                .with_context(|| format!("cannot read {}", main.display()))?
+                .map(|s| String::from_utf8_lossy(&s.content).into_owned())
+                .with_context(|| {
+                    format!("cannot read {}: it does not exist", main.display())
+                })?;
             candidates.push(RulesetFile {
                 path: main.to_path_buf(),
                 content,
@@ -176,40 +180,33 @@ fn validate(pfctl: &Path, main: &Path, files: &[RulesetFile]) -> Result<()> {
         }
         let mut temps = Vec::new();
         for file in &candidates {
-            let dir = file
-                .path
-                .parent()
-                .context("ruleset file without a directory")?;
-            let name = file
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let temp = tempfile::Builder::new()
-                .prefix(&format!(".{name}.warden-check-"))
-                .tempfile_in(dir)
-                .with_context(|| {
-                    format!("cannot write a candidate next to {}", file.path.display())
-                })?;
+            // Created by descriptor in the file's own directory, removed when dropped.
+            let temp = fs::TempFile::beside(&file.path, "warden-check-").with_context(|| {
+                format!("cannot write a candidate next to {}", file.path.display())
+            })?;
             temps.push((file, temp));
         }
+        let others: Vec<(PathBuf, PathBuf)> = temps
+            .iter()
+            .map(|(f, t)| (f.path.clone(), t.path().to_owned()))
+            .collect();
         let candidate_path = |path: &Path| -> PathBuf {
-            temps
+            others
                 .iter()
-                .find(|(f, _)| f.path == path)
-                .map(|(_, t)| t.path().to_owned())
+                .find(|(f, _)| f == path)
+                .map(|(_, t)| t.clone())
                 .unwrap_or_else(|| path.to_owned())
         };
-        for (file, temp) in &temps {
+        for (file, temp) in &mut temps {
             let mut content = file.content.clone();
             // Point the candidate at the other candidates.
-            for (other, other_temp) in &temps {
+            for (other, other_temp) in &others {
                 content = content.replace(
-                    &format!("include \"{}\"", other.path.display()),
-                    &format!("include \"{}\"", other_temp.path().display()),
+                    &format!("include \"{}\"", other.display()),
+                    &format!("include \"{}\"", other_temp.display()),
                 );
             }
-            std::fs::write(temp.path(), content)?;
+            temp.write(content.as_bytes())?;
         }
         let main = candidate_path(main);
         let out = Cmd::new(pfctl).arg("-nf").arg(&main).output()?;

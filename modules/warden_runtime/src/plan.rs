@@ -105,7 +105,7 @@ impl Step for MakeDir {
         fs::make_dir(&self.path, self.attrs)
     }
     fn undo(&mut self) -> Result<()> {
-        let _ = std::fs::remove_dir(&self.path);
+        let _ = fs::remove_empty_dir(&self.path);
         Ok(())
     }
 }

@@ -43,12 +43,15 @@ pub struct RcConf {
 }
 
 impl RcConf {
-    /// Reads a file; a missing file reads as empty, like `sysrc -f` on a new file.
+    /// Reads a file; a missing file reads as empty, like `sysrc -f` on a new file. Read
+    /// through `fs` (no links, regular files only, size cap): a jail's rc.conf is the
+    /// jail's root's to plant.
     pub fn read(path: &Path) -> Result<RcConf> {
-        match std::fs::read(path) {
-            Ok(bytes) => Ok(RcConf::parse(&String::from_utf8_lossy(&bytes))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RcConf::default()),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        match crate::fs::read_state(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+        {
+            Some(state) => Ok(RcConf::parse(&String::from_utf8_lossy(&state.content))),
+            None => Ok(RcConf::default()),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::exec::CommandError;
+use crate::exec::{CommandError, TimeoutError};
 
 /// What AnsibleModule puts in `invocation.module_args` for a `no_log` parameter.
 pub const NO_LOG_PLACEHOLDER: &str = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER";
@@ -44,6 +44,13 @@ impl ModuleResult {
             r.set("rc", cmd.rc);
             r.set("stdout", cmd.stdout.clone());
             r.set("stderr", cmd.stderr.clone());
+        } else if let Some(t) = error.chain().find_map(|e| e.downcast_ref::<TimeoutError>()) {
+            // Killed with SIGKILL: -9, as Python's subprocess reports it.
+            r.set("cmd", t.cmd.clone());
+            r.set("rc", -9);
+            r.set("stdout", t.stdout.clone());
+            r.set("stderr", t.stderr.clone());
+            r.set("timed_out", true);
         }
         r
     }
@@ -165,6 +172,25 @@ mod tests {
         assert_eq!(
             r.get("msg"),
             Some(&json!("cannot read warden0: `/sbin/ifconfig warden0` exited with status 1: ifconfig: interface warden0 does not exist"))
+        );
+    }
+
+    #[test]
+    fn timeouts_fill_command_fields() {
+        let err = anyhow::Error::new(TimeoutError {
+            cmd: "/usr/sbin/service mevy status".into(),
+            timeout: std::time::Duration::from_secs(120),
+            elapsed: std::time::Duration::from_secs(120),
+            stdout: String::new(),
+            stderr: "waiting\n".into(),
+        })
+        .context("cannot ask whether mevy runs");
+        let r = ModuleResult::from_error(&err, false);
+        assert_eq!(r.get("rc"), Some(&json!(-9)));
+        assert_eq!(r.get("timed_out"), Some(&json!(true)));
+        assert_eq!(
+            r.get("msg"),
+            Some(&json!("cannot ask whether mevy runs: `/usr/sbin/service mevy status` did not finish within 120 s (tool_timeout) and was killed with its process group"))
         );
     }
 

@@ -2,23 +2,30 @@
 //! one JSON object on stdout, exit 0 on success and 1 on failure. Every error — a missing or
 //! malformed args file, bad params, a failed command, even a panic — ends as failed JSON
 //! with the cause chain in `msg`, never a stack trace, never a secret.
+//!
+//! The runtime adds the parameters every module shares to each spec (see [`full_spec`]):
+//! `tool_timeout` for modules that run host tools (every command of the run gets that
+//! deadline) and `trusted_links` (the symbolic links the file layer may follow). A module
+//! with a `no_log` parameter holds secrets: before it reads its args the runtime sets
+//! `RLIMIT_CORE` to 0, so no core dump of it ever holds them.
 
 use std::any::Any;
 use std::ffi::OsString;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context as _, Result};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::args::{read_args_file, Internal};
 use crate::lock::HostLock;
 use crate::plan::Plan;
 use crate::result::{invocation, ModuleResult};
-use crate::spec::{validate, Spec};
+use crate::spec::{validate, Param, Spec};
 
 /// A warden module: declares its params and turns them into a plan.
 pub trait Module {
@@ -30,6 +37,11 @@ pub trait Module {
     type Params: DeserializeOwned;
 
     fn spec() -> Spec;
+
+    /// Whether the module runs host tools (then it gets `tool_timeout`).
+    const RUNS_TOOLS: bool = true;
+    /// The default of `tool_timeout`, in seconds.
+    const TOOL_TIMEOUT: u64 = crate::exec::DEFAULT_TOOL_TIMEOUT.as_secs();
 
     /// Observes the host and plans. Must not change the host: applying is the runtime's job.
     fn plan(params: Self::Params, ctx: &mut Context) -> Result<Plan>;
@@ -65,8 +77,47 @@ impl Context {
 
 static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
 
+/// The module's spec with the parameters the runtime adds (unless the module declares a
+/// parameter of the same name itself).
+pub fn full_spec<M: Module>() -> Spec {
+    let mut spec = M::spec();
+    let mut common = vec![Param::list_of_paths("trusted_links").default(json!([]))];
+    if M::RUNS_TOOLS {
+        common.push(
+            Param::int("tool_timeout")
+                .default(i64::try_from(M::TOOL_TIMEOUT).unwrap_or(i64::MAX))
+                .min(1),
+        );
+    }
+    for param in common {
+        if !spec.params.iter().any(|p| p.name == param.name) {
+            spec.params.push(param);
+        }
+    }
+    spec
+}
+
+/// Whether a module holds secrets (it has a `no_log` parameter).
+pub fn holds_secrets(spec: &Spec) -> bool {
+    spec.params.iter().any(|p| p.no_log)
+}
+
+/// No core dumps from here on (and none from the tools this process runs): a core of a
+/// module holding a password would hold the password. `setrlimit(RLIMIT_CORE, 0, 0)`, the
+/// same call on FreeBSD and Linux.
+pub fn disable_core_dumps() -> Result<()> {
+    use nix::sys::resource::{setrlimit, Resource};
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).context("cannot disable core dumps")
+}
+
 /// Entry point for a module binary's `main`.
 pub fn run<M: Module>() -> ! {
+    if holds_secrets(&M::spec()) {
+        if let Err(e) = disable_core_dumps() {
+            println!("{}", ModuleResult::from_error(&e, false).to_json(&[], None));
+            std::process::exit(1);
+        }
+    }
     // Record the panic text instead of printing it: stdout must carry only our JSON.
     panic::set_hook(Box::new(|info| {
         let location = info
@@ -127,7 +178,7 @@ pub fn execute<M: Module>(argv: &[OsString], secrets: &mut Vec<String>) -> (Stri
             )
         }
     };
-    let spec = M::spec();
+    let spec = full_spec::<M>();
     let no_log_names: Vec<&str> = spec
         .params
         .iter()
@@ -158,11 +209,34 @@ pub fn execute<M: Module>(argv: &[OsString], secrets: &mut Vec<String>) -> (Stri
     };
     secrets.extend(validated.secrets.iter().cloned());
     let inv = want_invocation.then(|| invocation(&validated.values, &no_log_names));
+    let mut values = validated.values;
+    apply_common(&M::spec(), &mut values);
 
     let mut ctx = Context::new(&args.internal);
-    let result = run_plan::<M>(Value::Object(validated.values), &mut ctx);
+    let result = run_plan::<M>(Value::Object(values), &mut ctx);
     let ok = !matches!(result.get("failed"), Some(Value::Bool(true)));
     (result.to_json(secrets, inv), ok)
+}
+
+/// Takes the runtime's own parameters out of the values (the module's params struct does
+/// not know them) and applies them to the whole run.
+fn apply_common(module_spec: &Spec, values: &mut serde_json::Map<String, Value>) {
+    let declared = |name: &str| module_spec.params.iter().any(|p| p.name == name);
+    if !declared("tool_timeout") {
+        if let Some(secs) = values.remove("tool_timeout").and_then(|v| v.as_u64()) {
+            crate::exec::set_default_timeout(Duration::from_secs(secs));
+        }
+    }
+    if !declared("trusted_links") {
+        let links = values
+            .remove("trusted_links")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| v.as_str().map(PathBuf::from))
+            .collect();
+        crate::fs::set_trusted_links(links);
+    }
 }
 
 fn run_plan<M: Module>(values: Value, ctx: &mut Context) -> ModuleResult {
@@ -219,4 +293,120 @@ fn run_plan<M: Module>(values: Value, ctx: &mut Context) -> ModuleResult {
         result.extend(std::mem::take(&mut plan.values));
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    struct Tools;
+    struct NoTools;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Params {
+        name: String,
+    }
+
+    impl Module for Tools {
+        const NAME: &'static str = "tools";
+        type Params = Params;
+        fn spec() -> Spec {
+            Spec::new(vec![Param::str("name").required()])
+        }
+        fn plan(params: Params, _ctx: &mut Context) -> Result<Plan> {
+            let mut plan = Plan::new();
+            plan.value("name", params.name);
+            plan.value(
+                "timeout_ms",
+                crate::exec::default_timeout().as_millis() as u64,
+            );
+            Ok(plan)
+        }
+    }
+
+    impl Module for NoTools {
+        const NAME: &'static str = "no_tools";
+        const RUNS_TOOLS: bool = false;
+        type Params = Params;
+        fn spec() -> Spec {
+            Spec::new(vec![
+                Param::str("name").required(),
+                Param::str("password").no_log(),
+            ])
+        }
+        fn plan(_params: Params, _ctx: &mut Context) -> Result<Plan> {
+            Ok(Plan::new())
+        }
+    }
+
+    fn names(spec: &Spec) -> Vec<&'static str> {
+        spec.params.iter().map(|p| p.name).collect()
+    }
+
+    #[test]
+    fn the_runtime_adds_its_parameters() {
+        assert_eq!(
+            names(&full_spec::<Tools>()),
+            ["name", "trusted_links", "tool_timeout"]
+        );
+        assert_eq!(
+            names(&full_spec::<NoTools>()),
+            ["name", "password", "trusted_links"]
+        );
+    }
+
+    #[test]
+    fn tool_timeout_reaches_every_command_and_leaves_the_params_struct_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = dir.path().join("args");
+        std::fs::write(&args, r#"{"name": "x", "tool_timeout": 7}"#).unwrap();
+        let (json, ok) = execute::<Tools>(&["m".into(), args.into()], &mut Vec::new());
+        assert!(ok, "{json}");
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["timeout_ms"], 7000);
+        assert_eq!(v["invocation"]["module_args"]["tool_timeout"], 7);
+        crate::exec::set_default_timeout(crate::exec::DEFAULT_TOOL_TIMEOUT);
+    }
+
+    #[test]
+    fn a_zero_tool_timeout_is_refused_with_the_other_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = dir.path().join("args");
+        std::fs::write(
+            &args,
+            r#"{"tool_timeout": 0, "trusted_links": ["/a/../b"]}"#,
+        )
+        .unwrap();
+        let (json, ok) = execute::<Tools>(&["m".into(), args.clone().into()], &mut Vec::new());
+        assert!(!ok);
+        let msg = serde_json::from_str::<Value>(&json).unwrap()["msg"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(msg.contains("missing required arguments: name"), "{msg}");
+        assert!(msg.contains("tool_timeout must be at least 1"), "{msg}");
+        assert!(
+            msg.contains("argument 'trusted_links'") && msg.contains("`..`"),
+            "{msg}"
+        );
+        std::fs::write(&args, r#"{"name": "x", "tool_timeout": 5}"#).unwrap();
+        let (json, _) = execute::<NoTools>(&["m".into(), args.into()], &mut Vec::new());
+        assert!(
+            json.contains("Unsupported parameters for (no_tools) module: tool_timeout"),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn modules_with_secrets_dump_no_core() {
+        assert!(holds_secrets(&NoTools::spec()));
+        assert!(!holds_secrets(&Tools::spec()));
+        disable_core_dumps().unwrap();
+        assert_eq!(
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE).unwrap(),
+            (0, 0)
+        );
+    }
 }

@@ -17,7 +17,11 @@ pub enum Kind {
     Str,
     Bool,
     Int,
-    /// A string that must be an absolute path (every path we take is a FreeBSD path).
+    /// An absolute path (every path we take is a FreeBSD path), normalized: repeated and
+    /// trailing slashes and `.` components go. Refused: `..` (a path must say where it goes
+    /// without resolving), control characters such as newlines, quotes, backquotes and
+    /// backslashes — paths are written into pf.conf (`include "…"`), rc.conf and rc.d
+    /// scripts, where these end a string or start an escape.
     Path,
     /// A list whose elements are coerced to the inner kind.
     List(Box<Kind>),
@@ -53,6 +57,8 @@ pub struct Param {
     pub choices: &'static [&'static str],
     pub no_log: bool,
     pub aliases: &'static [&'static str],
+    /// The smallest value an int parameter accepts.
+    pub min: Option<i64>,
 }
 
 impl Param {
@@ -65,7 +71,15 @@ impl Param {
             choices: &[],
             no_log: false,
             aliases: &[],
+            min: None,
         }
+    }
+    pub fn list_of_paths(name: &'static str) -> Self {
+        Self::new(name, Kind::List(Box::new(Kind::Path)))
+    }
+    pub fn min(mut self, min: i64) -> Self {
+        self.min = Some(min);
+        self
     }
     pub fn str(name: &'static str) -> Self {
         Self::new(name, Kind::Str)
@@ -215,6 +229,14 @@ pub fn validate(
         };
         // AnsibleModule checks choices after every type check.
         choice_problems.extend(choice_problem(param, &value));
+        if let (Some(min), Some(n)) = (param.min, value.as_i64()) {
+            if n < min {
+                choice_problems.push(format!(
+                    "value of {} must be at least {min}, got: {n}",
+                    param.name
+                ));
+            }
+        }
         if param.no_log {
             collect_strings(&value, &mut validated.secrets);
         }
@@ -322,8 +344,19 @@ fn display_scalar(value: &Value) -> String {
     }
 }
 
-/// Python's `repr()` of a str, close enough for error messages.
+/// Python's `repr()` of a str, close enough for error messages (control characters
+/// escaped, so a newline in a value cannot forge a line of the message).
 fn py_repr(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
     if s.contains('\'') && !s.contains('"') {
         format!("\"{s}\"")
     } else {
@@ -331,17 +364,43 @@ fn py_repr(s: &str) -> String {
     }
 }
 
+/// See [`Kind::Path`].
+pub fn normalize_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err(format!("{} is not an absolute path", py_repr(path)));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(format!(
+            "{} contains a control character (a newline, tab or the like); paths may not",
+            py_repr(path)
+        ));
+    }
+    if let Some(c) = path.chars().find(|c| matches!(c, '"' | '\'' | '`' | '\\')) {
+        return Err(format!(
+            "{} contains {c}; paths may not hold quotes or backslashes (they are written into pf.conf, rc.conf and rc.d scripts)",
+            py_repr(path)
+        ));
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(format!(
+                    "{} contains `..`; give the path without it",
+                    py_repr(path)
+                ))
+            }
+            other => parts.push(other),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
 fn coerce(kind: &Kind, value: &Value) -> Result<Value, String> {
     match kind {
         Kind::Str => coerce_str(value).map(Value::String),
-        Kind::Path => {
-            let path = coerce_str(value)?;
-            if path.starts_with('/') {
-                Ok(Value::String(path))
-            } else {
-                Err(format!("{} is not an absolute path", py_repr(&path)))
-            }
-        }
+        Kind::Path => normalize_path(&coerce_str(value)?).map(Value::String),
         Kind::Bool => coerce_bool(value).map(Value::Bool),
         Kind::Mode => coerce_mode(value).map(|m| Value::String(format!("{m:04o}"))),
         Kind::Int => coerce_int(value).map(|n| Value::Number(n.into())),
@@ -693,6 +752,94 @@ mod tests {
             err.problems[0].contains("'etc/rc.conf' is not an absolute path"),
             "{:?}",
             err.problems
+        );
+    }
+
+    #[test]
+    fn paths_are_normalized() {
+        for (given, normal) in [
+            ("/etc/rc.conf", "/etc/rc.conf"),
+            ("//usr/local//etc/rc.d/", "/usr/local/etc/rc.d"),
+            ("/etc/./pf.conf", "/etc/pf.conf"),
+            ("/", "/"),
+            ("/home/my agent/.env", "/home/my agent/.env"),
+        ] {
+            assert_eq!(normalize_path(given).as_deref(), Ok(normal), "{given}");
+        }
+        let v = run(json!({"name": "x", "rc_conf": "/etc//rc.conf/"})).unwrap();
+        assert_eq!(v.values["rc_conf"], json!("/etc/rc.conf"));
+    }
+
+    #[test]
+    fn path_parameters_refuse_dot_dot_control_characters_and_quotes() {
+        let spec = Spec::new(vec![
+            Param::path("a"),
+            Param::path("b"),
+            Param::path("c"),
+            Param::path("d"),
+            Param::path("e"),
+            Param::list_of_paths("f"),
+            Param::str("name").required(),
+        ]);
+        let raw = json!({
+            "a": "/etc/../etc/master.passwd",
+            "b": "/etc/pf.warden.conf\"\npass all",
+            "c": "/etc/pf.conf\u{0}",
+            "d": "/etc/it's",
+            "e": "/etc/back\\slash",
+            "f": ["/home", "/jails/../etc"],
+        });
+        let err = validate("probe", &spec, raw.as_object().unwrap(), false).unwrap_err();
+        // Every problem at once, the missing name included.
+        assert_eq!(err.problems.len(), 7, "{:?}", err.problems);
+        let all = err.problems.join("\n");
+        assert!(all.contains("missing required arguments: name"), "{all}");
+        assert!(all.contains("argument 'a' is of type str and we were unable to convert to path: '/etc/../etc/master.passwd' contains `..`"), "{all}");
+        assert!(
+            all.contains("argument 'b'") && all.contains("control character"),
+            "{all}"
+        );
+        assert!(
+            !all.contains("\npass all"),
+            "a newline reached the message: {all}"
+        );
+        assert!(
+            all.contains("argument 'c'") && all.contains("control character"),
+            "{all}"
+        );
+        assert!(
+            all.contains("argument 'd'") && all.contains("contains '"),
+            "{all}"
+        );
+        assert!(
+            all.contains("argument 'e'") && all.contains("backslashes"),
+            "{all}"
+        );
+        assert!(
+            all.contains("argument 'f'") && all.contains("contains `..`"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn ints_below_their_minimum_are_refused_with_the_others() {
+        let spec = Spec::new(vec![
+            Param::int("tool_timeout").default(120).min(1),
+            Param::str("name").required(),
+        ]);
+        let err = validate(
+            "probe",
+            &spec,
+            json!({"tool_timeout": 0}).as_object().unwrap(),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.problems,
+            vec![
+                "missing required arguments: name".to_string(),
+                "value of tool_timeout must be at least 1, got: 0".to_string()
+            ]
         );
     }
 

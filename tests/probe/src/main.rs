@@ -34,6 +34,7 @@ struct Params {
 
 impl Module for Probe {
     const NAME: &'static str = "warden_probe";
+    const RUNS_TOOLS: bool = false;
     type Params = Params;
 
     fn spec() -> Spec {

@@ -73,7 +73,7 @@ fn args_file_problems_end_as_failed_json() {
 fn unknown_missing_and_bad_params_are_named() {
     failed_with(
         &run(json!({"name": "x", "foo": 1})),
-        "Unsupported parameters for (warden_probe) module: foo. Supported parameters include: content, count, enabled, env, fail, file, items, mode, name, panic, password, state (probe_name).",
+        "Unsupported parameters for (warden_probe) module: foo. Supported parameters include: content, count, enabled, env, fail, file, items, mode, name, panic, password, state, trusted_links (probe_name).",
     );
     failed_with(
         &run(json!({"count": 1})),
