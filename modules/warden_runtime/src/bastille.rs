@@ -465,7 +465,11 @@ pub fn next_epair_unit(prefix: &Path) -> u32 {
     let confs: Vec<String> = std::fs::read_dir(prefix.join("jails"))
         .map(|rd| {
             rd.flatten()
-                .filter_map(|e| crate::fs::read_state(&e.path().join("jail.conf")).ok().flatten())
+                .filter_map(|e| {
+                    crate::fs::read_state(&e.path().join("jail.conf"))
+                        .ok()
+                        .flatten()
+                })
                 .map(|s| String::from_utf8_lossy(&s.content).into_owned())
                 .collect()
         })

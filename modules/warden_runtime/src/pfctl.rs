@@ -169,9 +169,7 @@ fn validate(pfctl: &Path, main: &Path, files: &[RulesetFile]) -> Result<()> {
             let content = fs::read_state(main)
                 .with_context(|| format!("cannot read {}", main.display()))?
                 .map(|s| String::from_utf8_lossy(&s.content).into_owned())
-                .with_context(|| {
-                    format!("cannot read {}: it does not exist", main.display())
-                })?;
+                .with_context(|| format!("cannot read {}: it does not exist", main.display()))?;
             candidates.push(RulesetFile {
                 path: main.to_path_buf(),
                 content,
