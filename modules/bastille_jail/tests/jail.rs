@@ -17,14 +17,17 @@ fn host(version: &str) -> SimHost {
 }
 
 fn params(host: &SimHost, name: &str, ip: &str) -> Value {
-    json!({
-        "name": name,
-        "release": "14.2-RELEASE",
-        "ip": ip,
-        "bootstrap": true,
-        "bastille_prefix": host.p("/usr/local/bastille"),
-        "lock_file": host.p("/var/run/warden.lock"),
-    })
+    with(
+        json!({
+            "name": name,
+            "release": "14.2-RELEASE",
+            "ip": ip,
+            "bootstrap": true,
+            "bastille_prefix": host.p("/usr/local/bastille"),
+            "lock_file": host.p("/var/run/warden.lock"),
+        }),
+        host.rc_params(),
+    )
 }
 
 fn out(host: &SimHost, tool: &str, args: &[&str]) -> (String, i32) {
@@ -66,6 +69,7 @@ fn create_then_nothing_to_do() {
             format!("{b} pkg -y mevycms install -y nginx redis curl"),
             format!("{b} service mevycms nginx start"),
             format!("{b} service mevycms redis start"),
+            format!("{sysrc} -f {} bastille_enable=YES", host.p("/etc/rc.conf")),
         ])
     );
     assert_eq!(run.result["bastille_version"], "1.4.4");
@@ -403,9 +407,14 @@ fn bastille_0_14_gets_its_gateway_through_the_jails_rc_conf() {
         commands[2].ends_with("defaultrouter=10.0.1.1"),
         "{commands:?}"
     );
+    let sysrc = host.bin.join("sysrc").display().to_string();
     assert_eq!(
         commands[3..],
-        [format!("{b} stop mevy-git"), format!("{b} start mevy-git")]
+        [
+            format!("{b} stop mevy-git"),
+            format!("{b} start mevy-git"),
+            format!("{sysrc} -f {} bastille_enable=YES", host.p("/etc/rc.conf")),
+        ]
     );
     assert!(jail_rc(&host, "mevy-git").contains("defaultrouter=\"10.0.1.1\""));
     assert_eq!(

@@ -8,11 +8,13 @@ fn module(host: &SimHost, args: Value) -> ModuleRun {
 }
 
 fn params(host: &SimHost, addresses: &[&str]) -> Value {
-    json!({
-        "addresses": addresses,
-        "rc_conf": host.p("/etc/rc.conf"),
-        "lock_file": host.p("/var/run/warden.lock"),
-    })
+    with(
+        json!({
+            "addresses": addresses,
+            "lock_file": host.p("/var/run/warden.lock"),
+        }),
+        host.rc_params(),
+    )
 }
 
 /// The bridge's IPv4 lines as ifconfig prints them.
@@ -339,8 +341,10 @@ fn failed_persist_rolls_back_and_the_next_run_completes() {
 #[test]
 fn single_address_alias_and_persist_false() {
     let host = SimHost::new();
-    let args = json!({"address": "10.0.4.1/24", "persist": false,
-                      "rc_conf": host.p("/etc/rc.conf"), "lock_file": host.p("/var/run/warden.lock")});
+    let args = with(
+        json!({"address": "10.0.4.1/24", "persist": false, "lock_file": host.p("/var/run/warden.lock")}),
+        host.rc_params(),
+    );
     let run = module(&host, args);
     assert_eq!(run.code, 0, "{}", run.result);
     assert_eq!(rc_lines(&host).len(), 0);

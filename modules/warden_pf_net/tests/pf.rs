@@ -8,13 +8,15 @@ fn module(host: &SimHost, args: Value) -> ModuleRun {
 }
 
 fn params(host: &SimHost, subnets: &[&str]) -> Value {
-    json!({
-        "subnets": subnets,
-        "path": host.p("/etc/pf.warden.conf"),
-        "pf_conf": host.p("/etc/pf.conf"),
-        "rc_conf": host.p("/etc/rc.conf"),
-        "lock_file": host.p("/var/run/warden.lock"),
-    })
+    with(
+        json!({
+            "subnets": subnets,
+            "path": host.p("/etc/pf.warden.conf"),
+            "pf_conf": host.p("/etc/pf.conf"),
+            "lock_file": host.p("/var/run/warden.lock"),
+        }),
+        host.rc_params(),
+    )
 }
 
 fn stdout(host: &SimHost, tool: &str, args: &[&str]) -> String {

@@ -22,6 +22,10 @@ fn whoami(flag: &str) -> String {
 /// Params for agent `mevy` on `host`: every path under the host root, the invoking user
 /// as the agent user (tests may run unprivileged), the command dumps its environment.
 fn params(host: &SimHost) -> Value {
+    with(params_without_chain(host), host.rc_params())
+}
+
+fn params_without_chain(host: &SimHost) -> Value {
     json!({
         "name": "mevy",
         "user": whoami("-un"),

@@ -218,6 +218,25 @@ pub fn resolve_group(name: &str) -> Result<u32> {
         .ok_or_else(|| anyhow!("group {name:?} does not exist on this host"))
 }
 
+/// The entries `dir/*` names in sh (no dot files), sorted by name (the C locale's glob
+/// order); `None` when `dir` is not a directory. For rc.subr's `rc.conf.d/<name>/*`.
+pub fn dir_entries(dir: &Path) -> Result<Option<Vec<PathBuf>>> {
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot stat {}", dir.display())),
+    }
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(Some(out))
+}
+
 /// Parses an octal mode string such as `0555` or `555`.
 pub fn parse_mode(mode: &str) -> Result<u32> {
     let digits = mode.strip_prefix("0o").unwrap_or(mode);
@@ -306,5 +325,17 @@ mod tests {
     fn directory_is_not_a_file() {
         let dir = tempfile::tempdir().unwrap();
         assert!(read_state(dir.path()).is_err());
+    }
+
+    #[test]
+    fn dir_entries_like_a_glob() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b", "a", ".hidden"] {
+            fs::write(dir.path().join(name), "").unwrap();
+        }
+        let got = dir_entries(dir.path()).unwrap().unwrap();
+        assert_eq!(got, [dir.path().join("a"), dir.path().join("b")]);
+        assert_eq!(dir_entries(&dir.path().join("a")).unwrap(), None);
+        assert_eq!(dir_entries(&dir.path().join("none")).unwrap(), None);
     }
 }
