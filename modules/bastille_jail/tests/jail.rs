@@ -478,3 +478,43 @@ fn failed_package_install_reports_bastilles_words() {
         "the new jail was destroyed again"
     );
 }
+
+/// `host(version)` with its bridge persisted too, so it comes back at boot.
+fn bootable_host(version: &str) -> SimHost {
+    let host = host(version);
+    let mut rc = host.read("/etc/rc.conf");
+    rc.push_str("cloned_interfaces=\"bridge0\"\nifconfig_bridge0_name=\"warden0\"\nifconfig_warden0=\"inet 10.0.1.1/24\"\n");
+    std::fs::write(host.path("/etc/rc.conf"), rc).unwrap();
+    host
+}
+
+#[test]
+fn a_jail_with_boot_on_comes_back_after_a_host_reboot() {
+    // Issue 13, "a reboot gives the same host": rc.d/bastille starts jails at boot only with
+    // bastille_enable=YES, which nothing set.
+    let host = bootable_host("1.4.4");
+    let run = module(&host, cms(&host));
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert!(host
+        .read("/etc/rc.conf")
+        .contains("bastille_enable=\"YES\"\n"));
+    host.boot();
+    assert_eq!(out(&host, "jls", &["name"]).0, "mevycms\n");
+
+    // Bastille 0.10 starts the jails of bastille_list: one that names other jails gets
+    // this one added.
+    let old = bootable_host("0.10.20231125");
+    std::fs::write(old.path("/etc/rc.conf.local"), "bastille_list=\"other\"\n").unwrap();
+    let run = module(&old, params(&old, "mevygit", "10.0.1.2/24"));
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert_eq!(
+        old.read("/etc/rc.conf.local"),
+        "bastille_list=\"other mevygit\"\n"
+    );
+    let console = old.boot();
+    assert!(
+        console.contains("Starting Bastille Container: mevygit"),
+        "{console}"
+    );
+    assert_eq!(out(&old, "jls", &["name"]).0, "mevygit\n");
+}

@@ -365,10 +365,11 @@ impl FileChanges {
         let after: String = names
             .iter()
             .map(|n| {
-                let value = match self.sets.iter().find(|(s, _)| s == n) {
-                    Some((_, v)) => Some(v.clone()),
-                    None => None,
-                };
+                let value = self
+                    .sets
+                    .iter()
+                    .find(|(s, _)| s == n)
+                    .map(|(_, v)| v.clone());
                 line(n, value)
             })
             .collect();
