@@ -642,7 +642,7 @@ mod tests {
 
     #[test]
     fn last_assignment_wins_as_in_sysrc() {
-        // The file freebsd-real-outputs.md section 4 edits (G5/G6).
+        // The file real sysrc 7.2 edited in docs/freebsd-facts.md §3.4 (G5/G6).
         let rc = RcConf::parse(
             "# header\nmevy_enable='NO' # single quoted\n#mevy_enable=\"commented\"\n  mevy_flags=\"-a\"   # indented\nmevy_enable=\"YES\"\nother=1\n",
         );
