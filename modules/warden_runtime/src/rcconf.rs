@@ -313,7 +313,8 @@ impl RcChain {
         self.sources.iter().find(|s| s.path == path)
     }
 
-    /// `name = value` as the chain holds it, for messages: `ifconfig_warden0 (in /etc/rc.conf.local)`.
+    /// `name` and the file holding its effective value, for messages:
+    /// `ifconfig_warden0 (in /etc/rc.conf.local)`.
     pub fn describe(&self, name: &str) -> String {
         match self.get_with_file(name) {
             Some((_, file)) => format!("{name} (in {})", file.display()),
