@@ -93,6 +93,93 @@ class Sandbox:
         return out
 
 
+IFCONFIG_HEADER = re.compile(r"^(?P<name>[^\s:]+): flags=[0-9a-f]+<(?P<flags>[^>]*)>")
+INET = re.compile(r"^\tinet (?P<addr>\S+) netmask 0x(?P<mask>[0-9a-f]{8})")
+
+
+def interfaces(ifconfig_a):
+    """`ifconfig -a` as {name: {up, inet, members, groups, description}}. Addresses and members
+    are sets (order differs between a run and a boot); MAC addresses are left out: the simulator
+    numbers new interfaces' MACs, while FreeBSD derives a bridge's from the hostid (13.0+)."""
+    out, current = {}, None
+    for line in ifconfig_a.splitlines():
+        header = IFCONFIG_HEADER.match(line)
+        if header:
+            current = out.setdefault(header["name"], {"up": "UP" in header["flags"].split(","), "inet": [],
+                                                      "members": [], "groups": [], "description": None})
+            continue
+        if current is None:
+            continue
+        inet = INET.match(line)
+        if inet:
+            current["inet"].append(f"{inet['addr']}/{int(inet['mask'], 16).bit_count()}")
+        elif line.startswith("\tmember: "):
+            current["members"].append(line.split()[1])
+        elif line.startswith("\tgroups: "):
+            current["groups"] = sorted(line.split()[1:])
+        elif line.startswith("\tdescription: "):
+            current["description"] = line.split(": ", 1)[1]
+    for iface in out.values():
+        iface["inet"].sort()
+        iface["members"].sort()
+    return out
+
+
+def runtime_state(box, host="sim1"):
+    """What runs on a simulated host, as opposed to what its files say: interfaces and their
+    addresses, the loaded PF rules and whether PF is enabled (and pf.ko loaded, where the
+    simulator has kldstat), IP forwarding, each rc.d service's status, the sessions of every
+    tmux server whose socket lives under the host, the running jails."""
+    root = box.root(host)
+    state = {"interfaces": interfaces(box.tool("ifconfig", "-a", host=host).stdout)}
+    info = box.tool("pfctl", "-s", "info", host=host).stdout
+    state["pf"] = {
+        "enabled": info.startswith("Status: Enabled"),
+        "nat": sorted(box.tool("pfctl", "-s", "nat", host=host).stdout.splitlines()),
+        "rules": sorted(box.tool("pfctl", "-s", "rules", host=host).stdout.splitlines()),
+    }
+    if (box.path / "bin" / "kldstat").exists():
+        state["pf"]["kld"] = box.tool("kldstat", "-q", "-m", "pf", host=host).returncode
+    state["forwarding"] = box.tool("sysctl", "-n", "net.inet.ip.forwarding", host=host).stdout.strip()
+    rcd = root / "usr" / "local" / "etc" / "rc.d"
+    state["services"] = {
+        script.name: box.tool("service", script.name, "status", host=host).returncode
+        for script in sorted(rcd.iterdir()) if rcd.is_dir()
+    }
+    tmux = shutil.which("tmux")
+    state["tmux"] = {}
+    for path in sorted(root.rglob("*")):
+        if tmux and path.is_socket():
+            listed = subprocess.run([tmux, "-S", path, "list-sessions", "-F", "#{session_name}"],
+                                    check=False, capture_output=True, text=True)
+            state["tmux"][str(path.relative_to(root))] = sorted(listed.stdout.split()) if listed.returncode == 0 else []
+    state["jails"] = sorted(box.tool("jls", "name", host=host).stdout.split())
+    return state
+
+
+def reboot(box, host="sim1"):
+    """`freebsd-sim boot`: the host restarts from its files; returns the console text."""
+    env = box.env()
+    env["PATH"] = f"{box.path / 'bin'}:{env['PATH']}"
+    out = subprocess.run([SIM, "boot", box.root(host)], check=False, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def assert_reboot_keeps_state(box, host="sim1"):
+    """The state warden left is the state the host boots into: snapshot what runs, reboot,
+    compare."""
+    before = runtime_state(box, host)
+    console = reboot(box, host)
+    after = runtime_state(box, host)
+    if after != before:
+        lines = [f"{host}: a reboot changed the running state"]
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                lines.append(f"  {key}:\n    before: {before.get(key)}\n    after:  {after.get(key)}")
+        raise AssertionError("\n".join(lines) + "\nconsole:\n" + console)
+
+
 def mutating(call):
     """Whether a logged simulator call can change the host (same rule as the Rust tests)."""
     tool, argv = call["tool"], call["argv"]
@@ -308,17 +395,23 @@ class AgentHost:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def rc_chain(host):
+    """The rc.conf chain parameters pointing into the host (never the machine's own files)."""
+    return {"rc_conf": host.p("/etc/rc.conf"), "rc_conf_local": host.p("/etc/rc.conf.local"),
+            "rc_conf_d": [host.p("/etc/rc.conf.d"), host.p("/usr/local/etc/rc.conf.d")]}
+
+
 def base_args(host, module):
     """Valid args for a new agent `nova` (10.0.5) on an AgentHost."""
     lock = host.p("/var/run/warden.lock")
     if module == "warden_bridge_alias":
-        return {"addresses": ["10.0.5.1/24"], "rc_conf": host.p("/etc/rc.conf"), "lock_file": lock}
+        return {"addresses": ["10.0.5.1/24"], **rc_chain(host), "lock_file": lock}
     if module == "warden_pf_net":
         return {"subnets": ["10.0.5.0/24"], "ext_if": "vtnet0", "path": host.p("/etc/pf.warden.conf"),
-                "pf_conf": host.p("/etc/pf.conf"), "rc_conf": host.p("/etc/rc.conf"), "lock_file": lock}
+                "pf_conf": host.p("/etc/pf.conf"), **rc_chain(host), "lock_file": lock}
     if module == "bastille_jail":
         return {"name": "novagit", "release": "14.2-RELEASE", "ip": "10.0.5.2/24", "gateway": "10.0.5.1",
-                "bastille_prefix": host.p("/usr/local/bastille"), "lock_file": lock}
+                "bastille_prefix": host.p("/usr/local/bastille"), **rc_chain(host), "lock_file": lock}
     if module == "warden_db":
         return {"name": "nova", "password": "Nova-pw-1", "login_host": "127.0.0.1", "login_port": int(host.pg["PGPORT"]),
                 "login_user": "postgres", "login_password": host.pg["PGPASSWORD"], "ssl_mode": "verify-full",
@@ -330,7 +423,7 @@ def base_args(host, module):
         return {"name": "nova", "user": os.popen("id -un").read().strip(), "workdir": host.p("/home/nova"),
                 "command": "sleep 3600", "system_locale": "sl_SI.UTF-8", "tmux_path": shutil.which("tmux"),
                 "tmux_socket": host.p("/var/run/nova.tmux"), "rcd_dir": host.p("/usr/local/etc/rc.d"),
-                "rc_conf": host.p("/etc/rc.conf"), "rc_subr": host.p("/etc/rc.subr"),
+                **rc_chain(host), "rc_subr": host.p("/etc/rc.subr"),
                 "locale_dir": host.p("/usr/share/locale"), "owner": os.popen("id -un").read().strip(),
                 "group": os.popen("id -gn").read().strip(), "lock_file": lock}
     raise ValueError(module)

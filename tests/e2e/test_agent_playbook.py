@@ -3,7 +3,7 @@ the simulated host of inventory/sandbox.yml."""
 
 import json
 
-from conftest import mutating
+from conftest import assert_reboot_keeps_state, mutating
 
 AGENT = ["playbooks/agent.yml", "-e", "agent_name=mevy"]
 
@@ -24,6 +24,7 @@ def test_first_run_provisions_and_second_run_changes_nothing(sandbox):
     assert rc == 0, out
     assert recap["sim1"]["changed"] == 0, out
     assert sandbox.snapshot() == before
+    assert_reboot_keeps_state(sandbox)
 
 
 def test_check_mode_on_a_fresh_host_changes_nothing(sandbox):
@@ -40,6 +41,7 @@ def test_check_mode_on_a_fresh_host_changes_nothing(sandbox):
     real_rc, real_out, real_recap = sandbox.playbook(*AGENT)
     assert real_rc == 0, real_out
     assert real_recap["sim1"]["changed"] == recap["sim1"]["changed"], (out, real_out)
+    assert_reboot_keeps_state(sandbox)
 
 
 def test_check_mode_after_provisioning_reports_no_change(sandbox):
@@ -81,3 +83,4 @@ def test_service_tag_runs_only_the_service_step(sandbox):
     assert not (sandbox.root() / "etc" / "pf.warden.conf").exists()
     rc, out, recap = sandbox.playbook(*AGENT, "--tags", "service")
     assert rc == 0 and recap["sim1"]["changed"] == 0, out
+    assert_reboot_keeps_state(sandbox)

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from conftest import BIN, REPO
+from conftest import BIN, REPO, assert_reboot_keeps_state
 
 ROLES = ["warden_agent", "warden_network", "warden_pf", "warden_jails", "warden_db", "warden_env", "warden_service"]
 MODULES = ["warden_bridge_alias", "warden_pf_net", "bastille_jail", "warden_db", "warden_env", "warden_rcd"]
@@ -88,6 +88,7 @@ def test_fresh_project_runs_the_roles_by_fqcn(project, sandbox):
     rc, out = run_in(project, sandbox, "site.yml", "-e", f"warden_binary_dir={cache}")
     assert rc == 0, out
     assert "changed=0" in out and "failed=0" in out, out
+    assert_reboot_keeps_state(sandbox)
 
 
 def test_fresh_project_runs_the_collection_playbook(project, sandbox):
@@ -106,6 +107,7 @@ def test_fresh_project_runs_the_collection_playbook(project, sandbox):
     assert rc == 0, out
     assert "10.0.0.1" in sandbox.tool("ifconfig", "warden0").stdout
     assert "clawdie is running" in sandbox.tool("service", "clawdie", "status").stdout
+    assert_reboot_keeps_state(sandbox)
 
 
 def test_module_docs_resolve_by_fqcn(project):

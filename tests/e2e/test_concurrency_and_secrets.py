@@ -9,6 +9,8 @@ from collections import Counter
 
 import pytest
 
+from conftest import assert_reboot_keeps_state
+
 
 def agents(sandbox, count):
     user = os.popen("id -un").read().strip()
@@ -67,10 +69,11 @@ def test_agents_provisioned_at_once_are_all_there_exactly_once(sandbox, count):
     for subnet in subnets:
         assert hba.count(subnet) == 1, hba
 
-    # And every one of them is converged.
+    # And every one of them is converged, and comes back after a reboot.
     for name in list(defined)[:2]:
         rc, out, recap = sandbox.playbook("playbooks/agent.yml", "-e", json.dumps({"warden_agents": defined, "agent_name": name}))
         assert rc == 0 and recap["sim1"]["changed"] == 0, out[-5000:]
+    assert_reboot_keeps_state(sandbox)
 
 
 CANARY = "Canary-7q$Zx'9\"pw"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import BIN, REPO
+from conftest import BIN, REPO, assert_reboot_keeps_state
 
 
 def cron(fleet, *args, logdir):
@@ -48,6 +48,8 @@ def test_twenty_vms_from_cron_then_no_drift(fleet, tmp_path):
         f"sim{n:02d}: 0 changed" for n in range(1, 21)
     ], second.stdout
     assert all(host["changed"] == 0 for host in report(logdir, "apply")["hosts"].values())
+    for n in range(1, 21):
+        assert_reboot_keeps_state(fleet, f"sim{n:02d}")
 
     time.sleep(1)
     check = cron(fleet, "--check", logdir=logdir)
@@ -89,3 +91,5 @@ def test_a_failing_vm_stays_within_the_failure_budget(fleet, tmp_path):
     lines = sorted(line for line in run.stdout.splitlines() if line.startswith("sim"))
     assert lines[0].startswith("sim01: FAILED"), run.stdout
     assert all(" changed: " in line for line in lines[1:]), run.stdout
+    for n in range(1, 5):
+        assert_reboot_keeps_state(fleet, f"sim{n:02d}")

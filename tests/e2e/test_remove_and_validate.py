@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 
+from conftest import assert_reboot_keeps_state
 from test_two_agents import agent
 
 
@@ -46,6 +47,8 @@ def test_removing_one_agent_leaves_the_other(sandbox):
     assert psql(sandbox, "SELECT count(*) FROM pg_roles WHERE rolname = 'mevy'") == "0"
     hba = (sandbox.path / "pg" / "data" / "pg_hba.conf").read_text()
     assert "10.0.1.0/24" not in hba and "10.0.0.0/24" in hba
+    # Removed and renumbered: the host boots into the same state.
+    assert_reboot_keeps_state(sandbox)
 
     rc, out, recap = sandbox.playbook("playbooks/agent_remove.yml", "-e", "agent_name=mevy")
     assert rc == 0 and recap["sim1"]["changed"] == 0, out
@@ -56,6 +59,7 @@ def test_removing_one_agent_leaves_the_other(sandbox):
     assert rc == 0, out
     rc, out, recap = sandbox.playbook(*agent("mevy"))
     assert rc == 0 and recap["sim1"]["changed"] == 0, out
+    assert_reboot_keeps_state(sandbox)
 
 
 def two_agents(**mevy):
@@ -118,3 +122,4 @@ def test_env_step_alone_writes_the_agents_env(sandbox):
     assert rc == 0 and recap["sim1"]["changed"] == 0, out
     # The password is made once: a re-run keeps it.
     assert (sandbox.path / "secrets" / "sim1" / "mevy-db").read_text().strip() == password
+    assert_reboot_keeps_state(sandbox)

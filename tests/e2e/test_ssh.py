@@ -6,7 +6,7 @@ import re
 import shutil
 import subprocess
 
-from conftest import BIN, REPO
+from conftest import BIN, REPO, assert_reboot_keeps_state
 
 AGENT = ["playbooks/agent.yml", "-e", "agent_name=mevy"]
 
@@ -42,6 +42,7 @@ def test_agent_over_ssh_without_python_then_nothing_to_do(sandbox, sshd):
     assert binary_uploads(out) == [], "the second run uploaded a module binary again"
     # One remote command per module task: no per-task temp dir, no args upload.
     assert "AnsiballZ_" not in out
+    assert_reboot_keeps_state(sandbox)
 
 
 def test_plain_library_path_over_ssh(sandbox, sshd):
@@ -51,6 +52,7 @@ def test_plain_library_path_over_ssh(sandbox, sshd):
     assert "AnsiballZ_warden_bridge_alias" in out
     rc, out, recap = sandbox.playbook(*AGENT, "--tags", "network,pf", "-e", extra)
     assert rc == 0 and recap["sim1"]["changed"] == 0, out
+    assert_reboot_keeps_state(sandbox)
 
 
 def test_the_targets_platform_picks_the_binary(sandbox, sshd, tmp_path):

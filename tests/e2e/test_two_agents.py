@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 
+from conftest import assert_reboot_keeps_state
+
 
 def agent(name):
     return ["playbooks/agent.yml", "-e", f"agent_name={name}"]
@@ -60,6 +62,8 @@ def test_two_agents_in_either_order(sandbox, order):
     for name in order:
         rc, out, recap = sandbox.playbook(*agent(name))
         assert rc == 0 and recap["sim1"]["changed"] == 0, out
+    assert_reboot_keeps_state(sandbox)
+    assert_both_agents(sandbox)
 
 
 def test_two_agents_started_at_the_same_moment_lose_nothing(sandbox):
@@ -71,6 +75,7 @@ def test_two_agents_started_at_the_same_moment_lose_nothing(sandbox):
     for name in ("clawdie", "mevy"):
         rc, out, recap = sandbox.playbook(*agent(name))
         assert rc == 0 and recap["sim1"]["changed"] == 0, out
+    assert_reboot_keeps_state(sandbox)
 
 
 def test_one_step_by_tag(sandbox):
@@ -80,6 +85,7 @@ def test_one_step_by_tag(sandbox):
     rc, out, recap = sandbox.playbook(*agent("mevy"), "--tags", "pf")
     assert rc == 0 and recap["sim1"]["changed"] == 1, out
     assert (sandbox.root() / "etc" / "pf.warden.conf").exists()
+    assert_reboot_keeps_state(sandbox)
 
 
 def mevy_with(sandbox, **extra):
@@ -105,6 +111,7 @@ def test_a_shared_llm_jail_replaces_the_agents_own(sandbox):
     assert rc == 0, out
     assert "mevyollama" not in sandbox.tool("jls", "name").stdout.split()
     assert "Check the shared LLM jail runs" in out
+    assert_reboot_keeps_state(sandbox)
 
 
 def test_ollama_and_llama_cpp_cannot_share_the_agents_address(sandbox):

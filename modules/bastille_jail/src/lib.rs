@@ -24,7 +24,7 @@ use warden_runtime::bastille::{self, JailConfig, JailPaths, JailRcConf, JailRcEd
 use warden_runtime::ipv4;
 use warden_runtime::netconf::{self, Part};
 use warden_runtime::plan::{Checked, Step, Verify};
-use warden_runtime::rcconf::{is_yes, RcConf};
+use warden_runtime::rcconf::{self, is_yes, RcChain, RcConf, RcFiles, RcLookup, RcValue};
 use warden_runtime::shell::is_identifier;
 use warden_runtime::spec::{Param, Spec};
 use warden_runtime::sysrc::{self, Changes};
@@ -50,8 +50,10 @@ pub struct Params {
     pub allow_public: bool,
     pub bastille_prefix: String,
     pub bastille_conf: String,
-    pub rc_conf: String,
     pub bastille_path: Option<String>,
+    pub rc_conf: String,
+    pub rc_conf_local: String,
+    pub rc_conf_d: Vec<String>,
     pub lock_file: String,
     pub lock_timeout: i64,
 }
@@ -82,8 +84,10 @@ impl Module for BastilleJail {
             Param::bool("allow_public").default(false),
             Param::path("bastille_prefix").default("/usr/local/bastille"),
             Param::path("bastille_conf").default("/usr/local/etc/bastille/bastille.conf"),
-            Param::path("rc_conf").default("/etc/rc.conf"),
             Param::path("bastille_path"),
+            Param::path("rc_conf").default(rcconf::RC_CONF),
+            Param::path("rc_conf_local").default(rcconf::RC_CONF_LOCAL),
+            Param::list_of_str("rc_conf_d").default(serde_json::json!(rcconf::RC_CONF_D)),
             Param::path("lock_file").default(warden_runtime::lock::DEFAULT_LOCK_FILE),
             Param::int("lock_timeout").default(300),
         ])
@@ -500,7 +504,9 @@ impl Planner<'_> {
             }
         }
         if !changes.is_empty() {
-            plan.diff(changes.diff());
+            for diff in changes.diffs() {
+                plan.diff(diff);
+            }
             plan.step(JailRcEdit::new(&find_tool("sysrc")?, &paths, &changes));
         }
 
@@ -575,6 +581,10 @@ impl Planner<'_> {
             }
         }
 
+        if p.boot {
+            self.plan_host_boot(plan)?;
+        }
+
         plan.diff(Diff::new(
             format!("jail {}", p.name),
             state_word(exists, running),
@@ -598,6 +608,53 @@ impl Planner<'_> {
         plan.value("created", create);
         plan.value("packages", installed);
         plan.value("services_started", started_services);
+        Ok(())
+    }
+
+    /// A jail with `boot` on comes back at boot only through Bastille's rc.d script, which
+    /// runs when the host's `bastille_enable` is YES (BastilleBSD/bastille
+    /// usr/local/etc/rc.d/bastille, every tag 0.10–1.4.4; docs/freebsd-facts.md §9). Before
+    /// 0.14 that script starts the jails of `bastille_list` (default `ALL`), so a list without
+    /// this jail gets it added. Both are read and written where rc.d/bastille's
+    /// `load_rc_config bastille` finds them (rc.conf, rc.conf.local, rc.conf.d/bastille).
+    fn plan_host_boot(&self, plan: &mut Plan) -> Result<()> {
+        let p = self.params;
+        let chain = RcChain::read(
+            &RcFiles::new(&p.rc_conf, &p.rc_conf_local, &p.rc_conf_d),
+            &["bastille"],
+        )?;
+        let mut host = Changes::on(&chain);
+        let enabled = chain
+            .lookup("bastille_enable")
+            .and_then(RcValue::literal)
+            .is_some_and(is_yes);
+        if !enabled {
+            host.set("bastille_enable", "YES")?;
+        }
+        if self.version < bastille::Version(0, 14, 0) {
+            match chain.lookup("bastille_list") {
+                None => {}
+                Some(RcValue::Dynamic(_)) => bail!(
+                    "{} is set with a shell expansion, so it cannot be told whether jail {} starts at boot; set it to ALL or a plain list",
+                    chain.describe("bastille_list"),
+                    p.name
+                ),
+                Some(RcValue::Literal(list)) => {
+                    let words: Vec<&str> = list.split_whitespace().collect();
+                    if !words.contains(&"ALL") && !words.contains(&p.name.as_str()) {
+                        let mut new = words.join(" ");
+                        if !new.is_empty() {
+                            new.push(' ');
+                        }
+                        new.push_str(&p.name);
+                        host.set("bastille_list", &new)?;
+                    }
+                }
+            }
+        }
+        if !host.is_empty() {
+            host.apply_to(&find_tool("sysrc")?, plan)?;
+        }
         Ok(())
     }
 
@@ -670,16 +727,17 @@ impl Planner<'_> {
     }
 
     /// `bastille bootstrap` stops at a question on ZFS hosts unless bastille.conf says ZFS.
+    /// bootstrap.sh asks `sysrc -n zfs_enable`, which reads sysrc's rc_conf_files: rc.conf,
+    /// then rc.conf.local (no rc.conf.d file).
     fn bootstrap_blocker(&self) -> Result<Option<String>> {
         let p = self.params;
-        let rc_conf = Path::new(&p.rc_conf);
-        // sysrc(8)'s default rc_conf_files: rc.conf, then rc.conf.local.
-        let mut host = RcConf::read(rc_conf)?;
-        let local = PathBuf::from(format!("{}.local", rc_conf.display()));
-        host.assignments.extend(RcConf::read(&local)?.assignments);
+        let chain = RcChain::read(
+            &RcFiles::new(&p.rc_conf, &p.rc_conf_local, &p.rc_conf_d),
+            &[],
+        )?;
         let conf = Path::new(&p.bastille_conf);
         Ok(bastille::bootstrap_blocker(
-            &host,
+            &chain,
             &RcConf::read(conf)?,
             conf,
         ))

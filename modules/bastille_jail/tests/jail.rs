@@ -15,18 +15,19 @@ fn host(version: &str) -> SimHost {
     host.clear_calls();
     host
 }
-
 fn params(host: &SimHost, name: &str, ip: &str) -> Value {
-    json!({
-        "name": name,
-        "release": "14.2-RELEASE",
-        "ip": ip,
-        "bootstrap": true,
-        "bastille_prefix": host.p("/usr/local/bastille"),
-        "bastille_conf": host.p("/usr/local/etc/bastille/bastille.conf"),
-        "rc_conf": host.p("/etc/rc.conf"),
-        "lock_file": host.p("/var/run/warden.lock"),
-    })
+    with(
+        json!({
+            "name": name,
+            "release": "14.2-RELEASE",
+            "ip": ip,
+            "bootstrap": true,
+            "bastille_prefix": host.p("/usr/local/bastille"),
+            "bastille_conf": host.p("/usr/local/etc/bastille/bastille.conf"),
+            "lock_file": host.p("/var/run/warden.lock"),
+        }),
+        host.rc_params(),
+    )
 }
 
 fn out(host: &SimHost, tool: &str, args: &[&str]) -> (String, i32) {
@@ -72,6 +73,7 @@ fn create_then_nothing_to_do() {
             format!("{jexec} -l -U root mevycms env ASSUME_ALWAYS_YES=yes /usr/sbin/pkg install -y nginx redis curl"),
             format!("{jexec} -l -U root mevycms /usr/sbin/service nginx start"),
             format!("{jexec} -l -U root mevycms /usr/sbin/service redis start"),
+            format!("{sysrc} -f {} bastille_enable=YES", host.p("/etc/rc.conf")),
         ])
     );
     assert_eq!(run.result["bastille_version"], "1.4.4");
@@ -409,9 +411,14 @@ fn bastille_0_14_gets_its_gateway_through_the_jails_rc_conf() {
         commands[2].ends_with("defaultrouter=10.0.1.1"),
         "{commands:?}"
     );
+    let sysrc = host.bin.join("sysrc").display().to_string();
     assert_eq!(
         commands[3..],
-        [format!("{b} stop mevy-git"), format!("{b} start mevy-git")]
+        [
+            format!("{b} stop mevy-git"),
+            format!("{b} start mevy-git"),
+            format!("{sysrc} -f {} bastille_enable=YES", host.p("/etc/rc.conf")),
+        ]
     );
     assert!(jail_rc(&host, "mevy-git").contains("defaultrouter=\"10.0.1.1\""));
     assert_eq!(
@@ -474,6 +481,46 @@ fn failed_package_install_reports_bastilles_words() {
         !host.path("/usr/local/bastille/jails/mevygit").exists(),
         "the new jail was destroyed again"
     );
+}
+
+/// `host(version)` with its bridge persisted too, so it comes back at boot.
+fn bootable_host(version: &str) -> SimHost {
+    let host = host(version);
+    let mut rc = host.read("/etc/rc.conf");
+    rc.push_str("cloned_interfaces=\"bridge0\"\nifconfig_bridge0_name=\"warden0\"\nifconfig_warden0=\"inet 10.0.1.1/24\"\n");
+    std::fs::write(host.path("/etc/rc.conf"), rc).unwrap();
+    host
+}
+
+#[test]
+fn a_jail_with_boot_on_comes_back_after_a_host_reboot() {
+    // Issue 13, "a reboot gives the same host": rc.d/bastille starts jails at boot only with
+    // bastille_enable=YES, which nothing set.
+    let host = bootable_host("1.4.4");
+    let run = module(&host, cms(&host));
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert!(host
+        .read("/etc/rc.conf")
+        .contains("bastille_enable=\"YES\"\n"));
+    host.boot();
+    assert_eq!(out(&host, "jls", &["name"]).0, "mevycms\n");
+
+    // Bastille 0.10 starts the jails of bastille_list: one that names other jails gets
+    // this one added.
+    let old = bootable_host("0.10.20231125");
+    std::fs::write(old.path("/etc/rc.conf.local"), "bastille_list=\"other\"\n").unwrap();
+    let run = module(&old, params(&old, "mevygit", "10.0.1.2/24"));
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert_eq!(
+        old.read("/etc/rc.conf.local"),
+        "bastille_list=\"other mevygit\"\n"
+    );
+    let console = old.boot();
+    assert!(
+        console.contains("Starting Bastille Container: mevygit"),
+        "{console}"
+    );
+    assert_eq!(out(&old, "jls", &["name"]).0, "mevygit\n");
 }
 
 // ---- Bastille's behaviour per release (docs/bastille-facts.md), each a gap found by reading
@@ -803,6 +850,8 @@ fn a_jail_rc_conf_symlinked_to_a_host_file_is_refused() {
     let jail_rc = host.path("/usr/local/bastille/jails/mevygit/root/etc/rc.conf");
     std::fs::remove_file(&jail_rc).unwrap();
     std::os::unix::fs::symlink(&secret, &jail_rc).unwrap();
+    // Creating the jail ran the host's sysrc (bastille_enable); only what follows counts.
+    host.clear_calls();
     for check in [true, false] {
         let run = module(
             &host,

@@ -6,13 +6,21 @@
 //! add/remove aliases, one sysrc call for the rc.conf changes) → the runtime reports or
 //! applies it, undoing completed steps if a later one fails.
 //!
-//! FreeBSD facts used (the project's FreeBSD facts, sections 1–2):
+//! FreeBSD facts used (docs/freebsd-facts.md §1–2 and §8; freebsd/freebsd-src
+//! libexec/rc/rc.d/netif, libexec/rc/network.subr at 03ccfdd2, libexec/rc/rc.subr):
 //! * a bridge is cloned as `bridgeN` and renamed; at boot rc.d/netif creates every word of
-//!   `cloned_interfaces` and then applies `ifconfig_<clone>_name` — keyed by the clone's
-//!   name — while addresses are keyed by the new name (`ifconfig_warden0…`);
+//!   `cloned_interfaces` (`clone_up`) and then applies `ifconfig_<clone>_name` — keyed by the
+//!   clone's name — (`ifnet_rename`), while addresses are keyed by the new name
+//!   (`ifconfig_warden0…`);
 //! * clone units stay with an interface when it is renamed (sys/net/if_clone.c), so the
 //!   runtime bridge is made on a unit the kernel picks (`ifconfig bridge create name X`),
 //!   never on a unit guessed from interface names;
+//! * netif reads rc.conf as a chain (`load_rc_config network`, then `netif`): rc.conf,
+//!   rc.conf.local, rc.conf.d/network, rc.conf.d/netif; each variable is read and written
+//!   where its effective assignment lives;
+//! * with `network_interfaces` set to a list (not `AUTO`), netif configures only the listed
+//!   names plus `cloned_interfaces` — the clone's pre-rename name — so the bridge's name is
+//!   added to that list, or its addresses would not come back at boot (`list_net_interfaces`);
 //! * re-adding an address the interface already has succeeds silently, so idempotence
 //!   comes from observing first;
 //! * older network.subr stops reading `ifconfig_<if>_aliasN` at the first gap, so removals
@@ -26,12 +34,14 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
+use serde_json::json;
 
 use warden_runtime::ifconfig::{self, Interface};
 use warden_runtime::ipv4;
 use warden_runtime::netconf::{self, Part, Persisted, Slot};
 use warden_runtime::plan::RunCmd;
-use warden_runtime::rcconf::{RcConf, RcValue};
+use warden_runtime::rcconf;
+use warden_runtime::rcconf::{RcChain, RcFiles, RcLookup, RcValue};
 use warden_runtime::spec::{Param, Spec};
 use warden_runtime::sysrc::Changes;
 use warden_runtime::{find_tool, Context, Diff, Module, Plan};
@@ -49,6 +59,8 @@ pub struct Params {
     pub create: bool,
     pub allow_public: bool,
     pub rc_conf: String,
+    pub rc_conf_local: String,
+    pub rc_conf_d: Vec<String>,
     pub lock_file: String,
     pub lock_timeout: i64,
 }
@@ -70,7 +82,9 @@ impl Module for WardenBridgeAlias {
             Param::bool("persist").default(true),
             Param::bool("create").default(true),
             Param::bool("allow_public").default(false),
-            Param::path("rc_conf").default("/etc/rc.conf"),
+            Param::path("rc_conf").default(rcconf::RC_CONF),
+            Param::path("rc_conf_local").default(rcconf::RC_CONF_LOCAL),
+            Param::list_of_str("rc_conf_d").default(json!(rcconf::RC_CONF_D)),
             Param::path("lock_file").default(warden_runtime::lock::DEFAULT_LOCK_FILE),
             Param::int("lock_timeout").default(300),
         ])
@@ -85,7 +99,11 @@ impl Module for WardenBridgeAlias {
         let ifconfig_tool = find_tool("ifconfig")?;
         let host = Host {
             interfaces: ifconfig::all(&ifconfig_tool)?,
-            rc: RcConf::read(Path::new(&params.rc_conf))?,
+            // What rc.d/netif reads: `load_rc_config network`, then `load_rc_config netif`.
+            rc: RcChain::read(
+                &RcFiles::new(&params.rc_conf, &params.rc_conf_local, &params.rc_conf_d),
+                &["network", "netif"],
+            )?,
         };
         let mut plan = Plan::new();
         Planner {
@@ -141,7 +159,7 @@ fn parse_request(params: &Params) -> Result<Vec<Ipv4Net>> {
 
 struct Host {
     interfaces: Vec<Interface>,
-    rc: RcConf,
+    rc: RcChain,
 }
 
 impl Host {
@@ -150,11 +168,14 @@ impl Host {
     }
 
     fn cloned(&self) -> Result<Vec<String>> {
-        match self.rc.get("cloned_interfaces") {
+        match self.rc.lookup("cloned_interfaces") {
             None => Ok(Vec::new()),
             Some(RcValue::Literal(v)) => Ok(v.split_whitespace().map(String::from).collect()),
             Some(RcValue::Dynamic(_)) => {
-                bail!("rc.conf sets cloned_interfaces with a shell expansion; cannot add the bridge to it")
+                bail!(
+                    "{} is set with a shell expansion; cannot add the bridge to it",
+                    self.rc.describe("cloned_interfaces")
+                )
             }
         }
     }
@@ -178,7 +199,7 @@ impl Planner<'_> {
             self.check_against_host(&runtime_addrs, &persisted)?;
         }
 
-        let mut rc = Changes::new(Path::new(&self.params.rc_conf), &self.host.rc);
+        let mut rc = Changes::on(&self.host.rc);
         let mut after = runtime_addrs.clone();
         if present {
             self.ensure_bridge(runtime, &mut rc, plan)?;
@@ -224,6 +245,7 @@ impl Planner<'_> {
                 for addr in self.requested.iter().filter(|a| !already.contains(a)) {
                     self.persist(addr, &mut rc)?;
                 }
+                self.ensure_configured_at_boot(&mut rc)?;
             }
         } else {
             let remove: Vec<Ipv4Net> = runtime_addrs
@@ -258,6 +280,13 @@ impl Planner<'_> {
             after.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
         );
         plan.value("rc_conf_vars", rc.names());
+        plan.value(
+            "rc_conf_files",
+            rc.files()
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>(),
+        );
         Ok(())
     }
 
@@ -334,7 +363,7 @@ impl Planner<'_> {
                 || self
                     .host
                     .rc
-                    .get(&format!("ifconfig_{c}_name"))
+                    .lookup(&format!("ifconfig_{c}_name"))
                     .and_then(RcValue::literal)
                     == Some(bridge.as_str())
         });
@@ -377,6 +406,42 @@ impl Planner<'_> {
             }
         }
         Ok(())
+    }
+
+    /// rc.d/netif configures `list_net_interfaces`: with `network_interfaces` left at `AUTO`
+    /// every interface that exists after the rename, else only the listed names plus
+    /// `cloned_interfaces` — the clone's name, gone after `ifnet_rename` (network.subr at
+    /// 03ccfdd2). A list without the bridge would leave it without addresses at boot, so the
+    /// bridge's name is added to the list where it is set.
+    fn ensure_configured_at_boot(&self, rc: &mut Changes) -> Result<()> {
+        let bridge = &self.params.bridge;
+        let list = match rc.value("network_interfaces") {
+            None => return Ok(()),
+            Some(list) => list,
+        };
+        if self
+            .host
+            .rc
+            .lookup("network_interfaces")
+            .is_some_and(|v| v.literal().is_none())
+        {
+            bail!(
+                "{} is set with a shell expansion, so it cannot be told whether rc.d/netif configures {bridge} at boot; set it to AUTO or to a plain list",
+                self.host.rc.describe("network_interfaces")
+            );
+        }
+        let words: Vec<&str> = list.split_whitespace().collect();
+        if words.len() == 1 && words[0].eq_ignore_ascii_case("auto")
+            || words.contains(&bridge.as_str())
+        {
+            return Ok(());
+        }
+        let mut new = words.join(" ");
+        if !new.is_empty() {
+            new.push(' ');
+        }
+        new.push_str(bridge);
+        rc.set("network_interfaces", &new)
     }
 
     fn remove_runtime(&self, addr: &Ipv4Net, plan: &mut Plan) {
@@ -454,7 +519,7 @@ impl Planner<'_> {
             }
         }
         // Aliases without any IPv4 address (inet6, …) still take part in the numbering.
-        for (var, _) in self.host.rc.with_prefix(&format!("{main}_alias")) {
+        for var in self.host.rc.names_with_prefix(&format!("{main}_alias")) {
             if let Ok(n) = var[main.len() + "_alias".len()..].parse::<u32>() {
                 if !aliases.iter().any(|(m, _)| *m == n) {
                     aliases.push((n, var.to_string()));

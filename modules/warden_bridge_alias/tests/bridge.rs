@@ -8,11 +8,13 @@ fn module(host: &SimHost, args: Value) -> ModuleRun {
 }
 
 fn params(host: &SimHost, addresses: &[&str]) -> Value {
-    json!({
-        "addresses": addresses,
-        "rc_conf": host.p("/etc/rc.conf"),
-        "lock_file": host.p("/var/run/warden.lock"),
-    })
+    with(
+        json!({
+            "addresses": addresses,
+            "lock_file": host.p("/var/run/warden.lock"),
+        }),
+        host.rc_params(),
+    )
 }
 
 /// The bridge's IPv4 lines as ifconfig prints them.
@@ -340,8 +342,10 @@ fn failed_persist_rolls_back_and_the_next_run_completes() {
 #[test]
 fn single_address_alias_and_persist_false() {
     let host = SimHost::new();
-    let args = json!({"address": "10.0.4.1/24", "persist": false,
-                      "rc_conf": host.p("/etc/rc.conf"), "lock_file": host.p("/var/run/warden.lock")});
+    let args = with(
+        json!({"address": "10.0.4.1/24", "persist": false, "lock_file": host.p("/var/run/warden.lock")}),
+        host.rc_params(),
+    );
     let run = module(&host, args);
     assert_eq!(run.code, 0, "{}", run.result);
     assert_eq!(rc_lines(&host).len(), 0);
@@ -349,6 +353,133 @@ fn single_address_alias_and_persist_false() {
         inet_lines(&host, "warden0"),
         ["inet 10.0.4.1 netmask 0xffffff00 broadcast 10.0.4.255"]
     );
+}
+
+/// A host whose bridge booted from rc.conf: the bridge and 10.0.0.1 in rc.conf, plus `extra`
+/// files of the chain, then a boot so the runtime matches the files.
+fn booted_host(rc_conf: &str, extra: &[(&str, &str)]) -> SimHost {
+    let host = SimHost::new();
+    let mut text = host.read("/etc/rc.conf");
+    text.push_str("cloned_interfaces=\"bridge0\"\nifconfig_bridge0_name=\"warden0\"\n");
+    text.push_str(rc_conf);
+    std::fs::write(host.path("/etc/rc.conf"), text).unwrap();
+    for (path, content) in extra {
+        let path = host.path(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    host.boot();
+    host
+}
+
+fn addresses_after_boot(host: &SimHost) -> Vec<String> {
+    host.boot();
+    inet_lines(host, "warden0")
+}
+
+#[test]
+fn rc_conf_chain_removal_reaches_rc_conf_local() {
+    // Issue 13 gap 4: an alias in rc.conf.local came back at the next boot.
+    let host = booted_host(
+        "ifconfig_warden0=\"inet 10.0.0.1/24\"\n",
+        &[(
+            "/etc/rc.conf.local",
+            "ifconfig_warden0_alias0=\"inet 10.0.1.1/24\"\n",
+        )],
+    );
+    assert_eq!(inet_lines(&host, "warden0").len(), 2);
+    let run = module(
+        &host,
+        with(params(&host, &["10.0.1.1/24"]), json!({"state": "absent"})),
+    );
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert!(!host.read("/etc/rc.conf.local").contains("10.0.1.1"));
+    assert_eq!(
+        run.result["rc_conf_files"],
+        json!([host.p("/etc/rc.conf.local")])
+    );
+    assert_eq!(
+        addresses_after_boot(&host),
+        ["inet 10.0.0.1 netmask 0xffffff00 broadcast 10.0.0.255"]
+    );
+}
+
+#[test]
+fn rc_conf_chain_value_in_rc_conf_d_network_is_changed_there() {
+    // Issue 13 gap 4: rc.conf.d/network overrides rc.conf for rc.d/netif.
+    let host = booted_host(
+        "",
+        &[(
+            "/etc/rc.conf.d/network",
+            "ifconfig_warden0=\"inet 10.0.0.1/24\"\n",
+        )],
+    );
+    let run = module(
+        &host,
+        with(params(&host, &["10.0.2.1/24"]), json!({"exclusive": true})),
+    );
+    assert_eq!(run.code, 0, "{}", run.result);
+    let sysrc = host.bin.join("sysrc").display().to_string();
+    let commands = run.result["commands"].as_array().unwrap();
+    assert!(
+        commands.contains(&json!(format!(
+            "{sysrc} -f {} 'ifconfig_warden0=inet 10.0.2.1/24'",
+            host.p("/etc/rc.conf.d/network")
+        ))),
+        "{commands:?}"
+    );
+    assert!(!host.read("/etc/rc.conf").contains("ifconfig_warden0"));
+    assert_eq!(
+        addresses_after_boot(&host),
+        ["inet 10.0.2.1 netmask 0xffffff00 broadcast 10.0.2.255"]
+    );
+    let again = module(
+        &host,
+        with(params(&host, &["10.0.2.1/24"]), json!({"exclusive": true})),
+    );
+    assert_eq!(again.result["changed"], false, "{}", again.result);
+}
+
+#[test]
+fn network_interfaces_list_gets_the_bridge_so_it_comes_back_at_boot() {
+    // Issue 13 gap 4: with network_interfaces not AUTO, netif configures only the listed
+    // names and the clone's pre-rename name, so warden0 booted without addresses.
+    let host = SimHost::new();
+    let mut text = host.read("/etc/rc.conf");
+    text.push_str("network_interfaces=\"lo0 vtnet0\"\n");
+    std::fs::write(host.path("/etc/rc.conf"), text).unwrap();
+    let run = module(&host, params(&host, &["10.0.0.1/24"]));
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert!(host
+        .read("/etc/rc.conf")
+        .contains("network_interfaces=\"lo0 vtnet0 warden0\"\n"));
+    assert_eq!(
+        addresses_after_boot(&host),
+        ["inet 10.0.0.1 netmask 0xffffff00 broadcast 10.0.0.255"]
+    );
+    let again = module(&host, params(&host, &["10.0.0.1/24"]));
+    assert_eq!(again.result["changed"], false, "{}", again.result);
+}
+
+#[test]
+fn network_interfaces_with_a_shell_expansion_is_refused() {
+    let host = SimHost::new();
+    std::fs::write(
+        host.path("/etc/rc.conf.local"),
+        "network_interfaces=\"lo0 ${uplink}\"\n",
+    )
+    .unwrap();
+    let before = host.snapshot();
+    let run = module(&host, params(&host, &["10.0.0.1/24"]));
+    assert_eq!(run.code, 1, "{}", run.result);
+    assert!(
+        run.msg().contains("network_interfaces (in ")
+            && run.msg().contains("rc.conf.local")
+            && run.msg().contains("shell expansion"),
+        "{}",
+        run.msg()
+    );
+    assert_eq!(host.snapshot(), before);
 }
 
 /// Issue 13, gap 2: bridge units belong to the cloner and survive a rename. On a host where

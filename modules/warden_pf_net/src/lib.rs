@@ -10,8 +10,9 @@
 //! /dev/pf, which exists only with the module, and `pf_enable=YES` loads it at the next
 //! boot only: rc.d/pf's `required_modules`), one ruleset transaction (candidates checked
 //! with `pfctl -nf`, then replaced and loaded with `pfctl -f`, restored and reloaded if the
-//! load fails), `pf_enable`/`gateway_enable` via sysrc, `pfctl -e`, IP forwarding. A module
-//! that is not loaded yet is predicted as a freshly loaded pf.ko: disabled, no rules.
+//! load fails), `pf_enable`/`gateway_enable` via sysrc (in the file of the rc.conf chain
+//! where each takes effect at boot, docs/freebsd-facts.md §8), `pfctl -e`, IP forwarding. A
+//! module that is not loaded yet is predicted as a freshly loaded pf.ko: disabled, no rules.
 //!
 //! The include's filter rules are all `quick` and come before the operator's own rules (the
 //! include sits before the first filter rule), so they decide only warden traffic and never
@@ -32,7 +33,7 @@ use warden_runtime::ifconfig;
 use warden_runtime::ipv4;
 use warden_runtime::pfctl::{self, CheckRuleset, LoadRuleset, RulesetFile};
 use warden_runtime::plan::RunCmd;
-use warden_runtime::rcconf::RcConf;
+use warden_runtime::rcconf::{self, RcChain, RcFiles};
 use warden_runtime::spec::{Param, Spec};
 use warden_runtime::sysrc::Changes;
 use warden_runtime::{find_tool, kld, sysctl, Cmd, Context, Diff, Module, Plan};
@@ -55,6 +56,8 @@ pub struct Params {
     pub allow_host_access: bool,
     pub allow_inter_agent: bool,
     pub rc_conf: String,
+    pub rc_conf_local: String,
+    pub rc_conf_d: Vec<String>,
     pub lock_file: String,
     pub lock_timeout: i64,
 }
@@ -90,7 +93,9 @@ impl Module for WardenPfNet {
             Param::bool("allow_public").default(false),
             Param::bool("allow_host_access").default(false),
             Param::bool("allow_inter_agent").default(false),
-            Param::path("rc_conf").default("/etc/rc.conf"),
+            Param::path("rc_conf").default(rcconf::RC_CONF),
+            Param::path("rc_conf_local").default(rcconf::RC_CONF_LOCAL),
+            Param::list_of_str("rc_conf_d").default(serde_json::json!(rcconf::RC_CONF_D)),
             Param::path("lock_file").default(warden_runtime::lock::DEFAULT_LOCK_FILE),
             Param::int("lock_timeout").default(300),
         ])
@@ -448,10 +453,14 @@ fn plan_all(params: &Params, requested: &[Ipv4Net], plan: &mut Plan) -> Result<(
     plan.diff(Diff::new(params.pf_conf.clone(), main_text, new_main));
 
     if params.enable {
-        let rc = RcConf::read(Path::new(&params.rc_conf))?;
-        let mut changes = Changes::new(Path::new(&params.rc_conf), &rc);
+        // Each variable where the rc.d script that reads it at boot finds it: rc.d/pf
+        // (`load_rc_config pf`) and rc.d/routing (`load_rc_config routing`).
+        let files = RcFiles::new(&params.rc_conf, &params.rc_conf_local, &params.rc_conf_d);
+        let pf_chain = RcChain::read(&files, &["pf"])?;
+        let routing_chain = RcChain::read(&files, &["routing"])?;
+        let mut changes = Changes::on(&pf_chain);
         changes.set("pf_enable", "YES")?;
-        changes.set("gateway_enable", "YES")?;
+        changes.set_in(&routing_chain, "gateway_enable", "YES")?;
         changes.apply_to(&find_tool("sysrc")?, plan)?;
         if !pf_loaded || !pfctl::is_enabled(&pfctl_tool)? {
             plan.step(

@@ -8,13 +8,15 @@ fn module(host: &SimHost, args: Value) -> ModuleRun {
 }
 
 fn params(host: &SimHost, subnets: &[&str]) -> Value {
-    json!({
-        "subnets": subnets,
-        "path": host.p("/etc/pf.warden.conf"),
-        "pf_conf": host.p("/etc/pf.conf"),
-        "rc_conf": host.p("/etc/rc.conf"),
-        "lock_file": host.p("/var/run/warden.lock"),
-    })
+    with(
+        json!({
+            "subnets": subnets,
+            "path": host.p("/etc/pf.warden.conf"),
+            "pf_conf": host.p("/etc/pf.conf"),
+            "lock_file": host.p("/var/run/warden.lock"),
+        }),
+        host.rc_params(),
+    )
 }
 
 fn stdout(host: &SimHost, tool: &str, args: &[&str]) -> String {
@@ -329,6 +331,50 @@ fn bad_input_is_refused_before_anything_changes() {
     }
     assert_eq!(host.snapshot(), before);
     assert!(host.mutating_calls().is_empty());
+}
+
+#[test]
+fn rc_conf_chain_pf_and_gateway_enable_are_changed_where_they_take_effect() {
+    // Issue 13 gap 4: rc.conf.local (read by every rc.d script) and rc.conf.d/routing (read
+    // by rc.d/routing only) override rc.conf, so writing YES into rc.conf left PF and
+    // forwarding off after a boot.
+    let host = SimHost::new();
+    std::fs::write(host.path("/etc/rc.conf.local"), "pf_enable=\"NO\"\n").unwrap();
+    std::fs::write(
+        host.path("/etc/rc.conf.d/routing"),
+        "gateway_enable=\"NO\"\n",
+    )
+    .unwrap();
+    let run = module(
+        &host,
+        with(params(&host, &["10.0.1.0/24"]), json!({"ext_if": "vtnet0"})),
+    );
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert_eq!(host.read("/etc/rc.conf.local"), "pf_enable=\"YES\"\n");
+    assert_eq!(
+        host.read("/etc/rc.conf.d/routing"),
+        "gateway_enable=\"YES\"\n"
+    );
+    let rc_conf = host.read("/etc/rc.conf");
+    assert!(
+        !rc_conf.contains("pf_enable") && !rc_conf.contains("gateway_enable"),
+        "{rc_conf}"
+    );
+    host.boot();
+    assert!(stdout(&host, "pfctl", &["-s", "info"]).starts_with("Status: Enabled"));
+    assert_eq!(
+        stdout(&host, "pfctl", &["-s", "nat"]),
+        "nat on vtnet0 inet from 10.0.1.0/24 to any -> (vtnet0) round-robin\n"
+    );
+    assert_eq!(
+        stdout(&host, "sysctl", &["-n", "net.inet.ip.forwarding"]),
+        "1\n"
+    );
+    let again = module(
+        &host,
+        with(params(&host, &["10.0.1.0/24"]), json!({"ext_if": "vtnet0"})),
+    );
+    assert_eq!(again.result["changed"], false, "{}", again.result);
 }
 
 /// Issue 13, gap 1: on a fresh host PF was never started, so pf.ko is not loaded and every

@@ -2,10 +2,11 @@
 //! `<name>_enable` in rc.conf — and keeps it running (or stopped) in its own tmux server
 //! with the agent's UTF-8 locales.
 //!
-//! Shape: validate params → observe (script file, rc.conf, `service <name> onestatus`, whose
-//! answer does not depend on `<name>_enable`: FreeBSD 13.x's rc.subr answers `status` of a
-//! disabled service with exit 0) → plan (stop old, write script, sysrc, start + verify) →
-//! the runtime reports or applies.
+//! Shape: validate params → observe (script file, the rc.conf chain the script's
+//! `load_rc_config <name>` reads — rc.conf, rc.conf.local, rc.conf.d/<name> — and
+//! `service <name> onestatus`, whose answer does not depend on `<name>_enable`: FreeBSD
+//! 13.x's rc.subr answers `status` of a disabled service with exit 0) → plan (stop old,
+//! write script, sysrc, start + verify) → the runtime reports or applies.
 //! A changed script on a running service means a restart: the old script stops the old
 //! session (its socket may differ), the new one starts the new session.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -23,7 +24,7 @@ use serde_json::json;
 
 use warden_runtime::fs::{self as wfs, Attrs, FileState};
 use warden_runtime::plan::{RemoveFile, WriteFile};
-use warden_runtime::rcconf::{is_yes, RcConf, RcValue};
+use warden_runtime::rcconf::{self, is_yes, RcChain, RcFiles, RcLookup, RcValue};
 use warden_runtime::service::{self, StartService, StopService};
 use warden_runtime::spec::{Param, Spec};
 use warden_runtime::{find_tool, sysrc, Context, Diff, Module, Plan};
@@ -58,6 +59,8 @@ pub struct Params {
     pub mode: String,
     pub rcd_dir: String,
     pub rc_conf: String,
+    pub rc_conf_local: String,
+    pub rc_conf_d: Vec<String>,
     pub rc_subr: String,
     pub locale_dir: String,
     pub lock_file: String,
@@ -96,7 +99,9 @@ impl Module for WardenRcd {
             Param::str("group").default("wheel"),
             Param::mode("mode").default("0555"),
             Param::path("rcd_dir").default("/usr/local/etc/rc.d"),
-            Param::path("rc_conf").default("/etc/rc.conf"),
+            Param::path("rc_conf").default(rcconf::RC_CONF),
+            Param::path("rc_conf_local").default(rcconf::RC_CONF_LOCAL),
+            Param::list_of_str("rc_conf_d").default(json!(rcconf::RC_CONF_D)),
             Param::path("rc_subr").default("/etc/rc.subr"),
             Param::path("locale_dir").default("/usr/share/locale"),
             Param::path("lock_file").default(warden_runtime::lock::DEFAULT_LOCK_FILE),
@@ -125,7 +130,8 @@ impl Module for WardenRcd {
 pub struct Observed {
     pub script_path: PathBuf,
     pub script: Option<FileState>,
-    pub rc: RcConf,
+    /// What the script's `load_rc_config <name>` reads at boot.
+    pub rc: RcChain,
     pub enable: Option<RcValue>,
     pub running: bool,
 }
@@ -143,8 +149,11 @@ fn rcvar(name: &str) -> String {
 fn observe(params: &Params) -> Result<Observed> {
     let script_path = Path::new(&params.rcd_dir).join(&params.name);
     let script = wfs::read_state(&script_path)?;
-    let rc = RcConf::read(Path::new(&params.rc_conf))?;
-    let enable = rc.get(&rcvar(&params.name)).cloned();
+    let rc = RcChain::read(
+        &RcFiles::new(&params.rc_conf, &params.rc_conf_local, &params.rc_conf_d),
+        &[&params.name],
+    )?;
+    let enable = rc.lookup(&rcvar(&params.name)).cloned();
     // Only a script that exists can say whether it runs.
     let running = match script {
         Some(_) => service::is_running(&find_tool("service")?, &params.name)?,
@@ -294,7 +303,7 @@ fn plan_present(
         before,
         text,
     ));
-    let mut rc_changes = sysrc::Changes::new(Path::new(&params.rc_conf), &observed.rc);
+    let mut rc_changes = sysrc::Changes::on(&observed.rc);
     if enable_differs {
         rc_changes.set(
             &rcvar(&params.name),
@@ -351,7 +360,7 @@ fn plan_absent(params: &Params, observed: &Observed, plan: &mut Plan) -> Result<
             "",
         ));
     }
-    let mut rc_changes = sysrc::Changes::new(Path::new(&params.rc_conf), &observed.rc);
+    let mut rc_changes = sysrc::Changes::on(&observed.rc);
     rc_changes.delete(&rcvar(&params.name))?;
     if !rc_changes.is_empty() {
         rc_changes.apply_to(&find_tool("sysrc")?, plan)?;

@@ -22,6 +22,10 @@ fn whoami(flag: &str) -> String {
 /// Params for agent `mevy` on `host`: every path under the host root, the invoking user
 /// as the agent user (tests may run unprivileged), the command dumps its environment.
 fn params(host: &SimHost) -> Value {
+    with(params_without_chain(host), host.rc_params())
+}
+
+fn params_without_chain(host: &SimHost) -> Value {
     json!({
         "name": "mevy",
         "user": whoami("-un"),
@@ -480,6 +484,26 @@ fn agents_provisioned_at_once_lose_nothing() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn rc_conf_chain_enable_in_rc_conf_d_is_changed_there() {
+    // Issue 13 gap 4: the script's `load_rc_config mevy` reads rc.conf.d/mevy after
+    // rc.conf, so mevy_enable="YES" in rc.conf did not enable it there.
+    let host = SimHost::new();
+    std::fs::write(host.path("/etc/rc.conf.d/mevy"), "mevy_enable=\"NO\"\n").unwrap();
+    let run = module(&host, params(&host));
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert_eq!(host.read("/etc/rc.conf.d/mevy"), "mevy_enable=\"YES\"\n");
+    assert!(!host.read("/etc/rc.conf").contains("mevy_enable"));
+    assert_eq!(status(&host), ("mevy is running.\n".into(), 0));
+    // And it comes back at boot.
+    host.boot();
+    assert_eq!(status(&host), ("mevy is running.\n".into(), 0));
+
+    let removed = module(&host, with(params(&host), json!({"state": "absent"})));
+    assert_eq!(removed.code, 0, "{}", removed.result);
+    assert_eq!(host.read("/etc/rc.conf.d/mevy"), "");
 }
 
 /// Issue 13, gap 5: on FreeBSD 13.x's rc.subr `service NAME status` of a disabled service

@@ -494,11 +494,11 @@ pub fn next_epair_unit(prefix: &Path) -> u32 {
 /// `ZFS is enabled in rc.conf but not bastille.conf. Do you want to continue? (N|y)` and,
 /// reading no answer, exits 1 with `Missing ZFS parameters. See bastille_zfs_enable.` (§8).
 pub fn bootstrap_blocker(
-    host_rc: &RcConf,
+    host_rc: &impl crate::rcconf::RcLookup,
     bastille_conf: &RcConf,
     conf_path: &Path,
 ) -> Option<String> {
-    let zfs_host = host_rc.get("zfs_enable").and_then(|v| v.literal()) == Some("YES");
+    let zfs_host = host_rc.lookup("zfs_enable").and_then(|v| v.literal()) == Some("YES");
     let zfs_bastille = bastille_conf
         .get("bastille_zfs_enable")
         .and_then(|v| v.literal())

@@ -39,6 +39,7 @@ use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -817,6 +818,43 @@ pub fn resolve_group(name: &str) -> Result<u32> {
         .ok_or_else(|| anyhow!("group {name:?} does not exist on this host"))
 }
 
+/// The entries `dir/*` names in sh (no dot files), sorted by name (the C locale's glob
+/// order); `None` when `dir` does not exist or is not a directory. For rc.subr's
+/// `rc.conf.d/<name>/*`. The directory is reached by the same link-refusing walk as every
+/// read, and listed through its descriptor.
+pub fn dir_entries(dir: &Path) -> Result<Option<Vec<PathBuf>>> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Ok(None);
+    };
+    let parent = match Dir::open(parent) {
+        Ok(parent) => parent,
+        Err(e) if e.downcast_ref::<Missing>().is_some() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match parent.lstat(name)? {
+        Some(st) if matches!(file_type(&st), FileType::Dir) => {}
+        Some(st) if matches!(file_type(&st), FileType::Link) => bail!(
+            "refusing {}: it is a symbolic link (warden follows no link on the way to a file it reads as root)",
+            dir.display()
+        ),
+        _ => return Ok(None),
+    }
+    let fd = openat(&parent.fd, name, DIR_FLAGS, Mode::empty())
+        .with_context(|| format!("cannot open {}", dir.display()))?;
+    let listing =
+        nix::dir::Dir::from_fd(fd).with_context(|| format!("cannot list {}", dir.display()))?;
+    let mut out: Vec<PathBuf> = Vec::new();
+    for entry in listing {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if !name.as_bytes().starts_with(b".") {
+            out.push(dir.join(name));
+        }
+    }
+    out.sort();
+    Ok(Some(out))
+}
+
 /// Parses an octal mode string such as `0555` or `555`.
 pub fn parse_mode(mode: &str) -> Result<u32> {
     let digits = mode.strip_prefix("0o").unwrap_or(mode);
@@ -1156,5 +1194,17 @@ mod tests {
             fs::metadata(dir.join("other.lock")).unwrap().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn dir_entries_like_a_glob() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b", "a", ".hidden"] {
+            fs::write(dir.path().join(name), "").unwrap();
+        }
+        let got = dir_entries(dir.path()).unwrap().unwrap();
+        assert_eq!(got, [dir.path().join("a"), dir.path().join("b")]);
+        assert_eq!(dir_entries(&dir.path().join("a")).unwrap(), None);
+        assert_eq!(dir_entries(&dir.path().join("none")).unwrap(), None);
     }
 }

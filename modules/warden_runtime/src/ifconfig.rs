@@ -1,6 +1,6 @@
 //! `ifconfig(8)`: the one parser of its status output, and the commands warden runs.
 //!
-//! Output facts (freebsd/freebsd-src sbin/ifconfig; the project's FreeBSD facts, section 1):
+//! Output facts (freebsd/freebsd-src sbin/ifconfig; docs/freebsd-facts.md §1):
 //! * a block per interface; its header starts at column 0: `name: flags=<hex><LIST> metric N
 //!   mtu N` (ifconfig_netlink.c `status_nl`); body lines start with a TAB;
 //! * one `\tinet A netmask 0xHEX [broadcast B] [vhid N]` line per IPv4 address, no alias

@@ -1,6 +1,6 @@
 //! Interface addresses persisted in rc.conf, read the way FreeBSD's boot applies them
-//! (libexec/rc/network.subr `ifalias_af_common`, rc.d/netif; the project's FreeBSD facts,
-//! section 2):
+//! (freebsd/freebsd-src libexec/rc/network.subr `ifconfig_up`, `ifalias_af_common` at
+//! 03ccfdd2, rc.d/netif; docs/freebsd-facts.md §2.2–2.3):
 //! * `ifconfig_<if>`: handed to ifconfig as is, e.g. `inet 10.0.0.1/24 up`;
 //! * `ifconfig_<if>_aliases`: several `inet …` chunks in one value;
 //! * `ifconfig_<if>_alias<N>`: one chunk each;
@@ -16,7 +16,7 @@ use anyhow::{anyhow, Context, Result};
 use ipnet::Ipv4Net;
 
 use crate::ifconfig::netmask_prefix;
-use crate::rcconf::{RcConf, RcValue};
+use crate::rcconf::{RcLookup, RcValue};
 
 /// Which kind of variable holds an address.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -145,10 +145,11 @@ pub fn inet_words(net: &Ipv4Net) -> String {
     format!("inet {net}")
 }
 
-/// Every IPv4 address rc.conf persists for `interface`, with where it lives. Values sh
-/// would have to expand cannot be read and are an error, since guessing could duplicate or
-/// drop an address.
-pub fn persisted(rc: &RcConf, interface: &str) -> Result<Vec<Persisted>> {
+/// Every IPv4 address rc.conf persists for `interface`, with where it lives (one file, or
+/// the boot-time chain, where each variable's effective value counts: aliases from several
+/// files add up, the same variable in a later file replaces). Values sh would have to
+/// expand cannot be read and are an error, since guessing could duplicate or drop an address.
+pub fn persisted(rc: &impl RcLookup, interface: &str) -> Result<Vec<Persisted>> {
     let main = if_var(interface);
     let mut out = Vec::new();
     let mut add = |var: &str, slot: Slot, value: &RcValue, legacy: bool| -> Result<()> {
@@ -179,19 +180,22 @@ pub fn persisted(rc: &RcConf, interface: &str) -> Result<Vec<Persisted>> {
         }
         Ok(())
     };
-    if let Some(v) = rc.get(&main) {
+    if let Some(v) = rc.lookup(&main) {
         add(&main, Slot::Main, v, false)?;
     }
-    for (var, value) in rc.with_prefix(&format!("{main}_alias")) {
+    for var in rc.names_with_prefix(&format!("{main}_alias")) {
+        let Some(value) = rc.lookup(&var) else {
+            continue;
+        };
         let suffix = &var[main.len() + "_alias".len()..];
         if suffix == "es" {
-            add(var, Slot::Aliases, value, false)?;
+            add(&var, Slot::Aliases, value, false)?;
         } else if let Ok(n) = suffix.parse::<u32>() {
-            add(var, Slot::Alias(n), value, false)?;
+            add(&var, Slot::Alias(n), value, false)?;
         }
     }
     let legacy = format!("ipv4_addrs_{}", var_safe(interface));
-    if let Some(v) = rc.get(&legacy) {
+    if let Some(v) = rc.lookup(&legacy) {
         add(&legacy, Slot::Ipv4Addrs, v, true)?;
     }
     Ok(out)
@@ -200,6 +204,7 @@ pub fn persisted(rc: &RcConf, interface: &str) -> Result<Vec<Persisted>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rcconf::RcConf;
 
     fn net(s: &str) -> Ipv4Net {
         s.parse().unwrap()

@@ -1,5 +1,5 @@
 //! `pfctl(8)` and pf.conf facts the modules rely on (sbin/pfctl/pfctl.c, parse.y,
-//! pfctl_parser.c; docs/freebsd-facts.md, the pf sections):
+//! pfctl_parser.c; docs/freebsd-facts.md §4):
 //! * `pfctl -nf <file>` parses and checks a ruleset without loading it; errors are
 //!   `file:line: message` lines on stderr, exit 1;
 //! * `pfctl -f <file>` replaces the main ruleset atomically; `-e`/`-d` enable/disable PF

@@ -5,10 +5,20 @@
 //! backslash escapes, several assignments on a line, comments — and marks values that need
 //! the shell to evaluate (`$var`, `$(cmd)`, backticks) as [`RcValue::Dynamic`], so a module
 //! never mistakes them for literal text. Writes never happen here: they go through `sysrc`.
+//!
+//! At boot rc.conf is a chain of files ([`RcChain`], docs/freebsd-facts.md §8): rc.subr's
+//! `load_rc_config <service>` sources /etc/defaults/rc.conf, then `source_rc_confs` (every
+//! file of `rc_conf_files`, default `/etc/rc.conf /etc/rc.conf.local`; libexec/rc/rc.conf),
+//! then `<dir>/rc.conf.d/<service>` for `/etc` and each `local_startup` directory — a file,
+//! or every file in it when it is a directory (libexec/rc/rc.subr `load_rc_config`). A
+//! later file silently overrides an earlier one, so the chain reports each effective value
+//! with the file that holds it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+
+use crate::fs as wfs;
 
 /// A value as sh would see it, when that can be known without running sh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +44,9 @@ pub struct Assignment {
     pub value: RcValue,
     /// 1-based line where the assignment starts.
     pub line: usize,
+    /// The assignment starts its line (after blanks): the lines sysrc edits and deletes
+    /// match `^[[:space:]]*name=` (sysrc.subr `f_sysrc_set_awk`, `f_sysrc_delete_awk`).
+    pub at_line_start: bool,
 }
 
 /// The assignments of one rc.conf-style file, in file order.
@@ -47,9 +60,7 @@ impl RcConf {
     /// through `fs` (no links, regular files only, size cap): a jail's rc.conf is the
     /// jail's root's to plant.
     pub fn read(path: &Path) -> Result<RcConf> {
-        match crate::fs::read_state(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-        {
+        match wfs::read_state(path).with_context(|| format!("cannot read {}", path.display()))? {
             Some(state) => Ok(RcConf::parse(&String::from_utf8_lossy(&state.content))),
             None => Ok(RcConf::default()),
         }
@@ -61,11 +72,38 @@ impl RcConf {
 
     /// The effective value of `name`: its last assignment.
     pub fn get(&self, name: &str) -> Option<&RcValue> {
-        self.assignments
+        self.last(name).map(|a| &a.value)
+    }
+
+    /// The last assignment of `name`.
+    pub fn last(&self, name: &str) -> Option<&Assignment> {
+        self.assignments.iter().rev().find(|a| a.name == name)
+    }
+
+    /// Why `sysrc -f <this file> name=…` would not change the effective value, if it
+    /// would not: sysrc edits the last line that *starts* with `name=`, or appends when no
+    /// line does, so a later assignment in the middle of a line would still win.
+    pub fn set_blocker(&self, name: &str) -> Option<&Assignment> {
+        let last = self.last(name)?;
+        let any_at_start = self
+            .assignments
             .iter()
-            .rev()
-            .find(|a| a.name == name)
-            .map(|a| &a.value)
+            .any(|a| a.name == name && a.at_line_start);
+        (!last.at_line_start && any_at_start).then_some(last)
+    }
+
+    /// Why `sysrc -f <this file> -x name` would not remove `name` cleanly, if it would
+    /// not: it deletes whole lines starting with `name=`, so an assignment later on a line
+    /// stays, and other assignments on a deleted line go with it.
+    pub fn delete_blocker(&self, name: &str) -> Option<&Assignment> {
+        self.assignments.iter().find(|a| {
+            a.name == name
+                && (!a.at_line_start
+                    || self
+                        .assignments
+                        .iter()
+                        .any(|b| b.line == a.line && b.name != name))
+        })
     }
 
     /// Effective values of all names starting with `prefix`, in first-assignment order.
@@ -83,6 +121,227 @@ impl RcConf {
     }
 }
 
+/// Reading rc.conf values: one file ([`RcConf`]) or the boot-time chain ([`RcChain`]).
+pub trait RcLookup {
+    /// The effective value of `name`.
+    fn lookup(&self, name: &str) -> Option<&RcValue>;
+    /// Names assigned anywhere that start with `prefix`, each once, in first-seen order.
+    fn names_with_prefix(&self, prefix: &str) -> Vec<String>;
+}
+
+impl RcLookup for RcConf {
+    fn lookup(&self, name: &str) -> Option<&RcValue> {
+        self.get(name)
+    }
+    fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
+        self.with_prefix(prefix)
+            .into_iter()
+            .map(|(n, _)| n.to_string())
+            .collect()
+    }
+}
+
+/// FreeBSD's `rc_conf_files` default (libexec/rc/rc.conf).
+pub const RC_CONF: &str = "/etc/rc.conf";
+pub const RC_CONF_LOCAL: &str = "/etc/rc.conf.local";
+/// `/etc/rc.conf.d` and, for the default `local_startup="/usr/local/etc/rc.d"`,
+/// `/usr/local/etc/rc.conf.d` (rc.subr `load_rc_config`: `${_d%/rc.d}/rc.conf.d`).
+pub const RC_CONF_D: [&str; 2] = ["/etc/rc.conf.d", "/usr/local/etc/rc.conf.d"];
+const DEFAULT_LOCAL_STARTUP: &str = "/usr/local/etc/rc.d";
+
+/// Where a host's rc.conf chain lives (module parameters `rc_conf`, `rc_conf_local`,
+/// `rc_conf_d`, FreeBSD's paths by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcFiles {
+    pub rc_conf: PathBuf,
+    pub rc_conf_local: PathBuf,
+    pub rc_conf_d: Vec<PathBuf>,
+}
+
+impl RcFiles {
+    pub fn new(rc_conf: &str, rc_conf_local: &str, rc_conf_d: &[String]) -> RcFiles {
+        RcFiles {
+            rc_conf: rc_conf.into(),
+            rc_conf_local: rc_conf_local.into(),
+            rc_conf_d: rc_conf_d.iter().map(PathBuf::from).collect(),
+        }
+    }
+}
+
+impl Default for RcFiles {
+    fn default() -> Self {
+        RcFiles {
+            rc_conf: RC_CONF.into(),
+            rc_conf_local: RC_CONF_LOCAL.into(),
+            rc_conf_d: RC_CONF_D.iter().map(PathBuf::from).collect(),
+        }
+    }
+}
+
+/// One file of the chain as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcSource {
+    pub path: PathBuf,
+    pub conf: RcConf,
+}
+
+/// The files `load_rc_config` sources for some services, in order, read once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcChain {
+    pub sources: Vec<RcSource>,
+    /// The file sysrc appends new variables to (the first of `rc_conf_files`).
+    pub primary: PathBuf,
+}
+
+impl RcChain {
+    /// A chain of one file (a jail's rc.conf, or a caller that chose the file).
+    pub fn single(path: &Path, conf: RcConf) -> RcChain {
+        RcChain {
+            sources: vec![RcSource {
+                path: path.to_owned(),
+                conf,
+            }],
+            primary: path.to_owned(),
+        }
+    }
+
+    /// What rc.d scripts that call `load_rc_config` for each of `services` (in that order,
+    /// as rc.d/netif does with `network` then `netif`) see: rc.conf, rc.conf.local, then
+    /// `<dir>/rc.conf.d/<service>` (a file, or each file in that directory) for every
+    /// directory of `rc_conf_d`. Missing files read as empty. A chain this reader cannot
+    /// follow — `rc_conf_files` naming more files, or a `local_startup` other than the
+    /// default — is refused, naming the file and the variable.
+    pub fn read(files: &RcFiles, services: &[&str]) -> Result<RcChain> {
+        let mut sources = Vec::new();
+        for path in [&files.rc_conf, &files.rc_conf_local] {
+            sources.push(RcSource {
+                path: path.clone(),
+                conf: RcConf::read(path)?,
+            });
+        }
+        for service in services {
+            for dir in &files.rc_conf_d {
+                let path = dir.join(service);
+                match wfs::dir_entries(&path)? {
+                    Some(entries) => {
+                        for entry in entries {
+                            // `[ -f "$_rc" ]`: regular files only.
+                            if let Ok(Some(state)) = wfs::read_state(&entry) {
+                                sources.push(RcSource {
+                                    path: entry,
+                                    conf: RcConf::parse(&String::from_utf8_lossy(&state.content)),
+                                });
+                            }
+                        }
+                    }
+                    None => {
+                        if let Some(state) = wfs::read_state(&path)? {
+                            sources.push(RcSource {
+                                path,
+                                conf: RcConf::parse(&String::from_utf8_lossy(&state.content)),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let chain = RcChain {
+            sources,
+            primary: files.rc_conf.clone(),
+        };
+        chain.check_followable()?;
+        Ok(chain)
+    }
+
+    fn check_followable(&self) -> Result<()> {
+        if let Some((value, file)) = self.get_with_file("rc_conf_files") {
+            let known = [RC_CONF, RC_CONF_LOCAL];
+            let extra: Vec<&str> = match value {
+                RcValue::Literal(v) => v
+                    .split_whitespace()
+                    .filter(|w| !known.contains(w))
+                    .collect(),
+                RcValue::Dynamic(raw) => vec![raw.as_str()],
+            };
+            if !extra.is_empty() {
+                bail!(
+                    "{} sets rc_conf_files to read {} as well; warden follows only {RC_CONF} and {RC_CONF_LOCAL} (rc_conf and rc_conf_local), so it cannot tell which value takes effect at boot",
+                    file.display(),
+                    extra.join(" ")
+                );
+            }
+        }
+        if let Some((value, file)) = self.get_with_file("local_startup") {
+            if value
+                .literal()
+                .map(|v| v.split_whitespace().collect::<Vec<_>>())
+                != Some(vec![DEFAULT_LOCAL_STARTUP])
+            {
+                bail!(
+                    "{} sets local_startup, so load_rc_config also reads rc.conf.d files next to those directories; warden follows only the default ({DEFAULT_LOCAL_STARTUP}, whose settings live in the rc_conf_d directories)",
+                    file.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective value of `name` and the file holding that last assignment.
+    pub fn get_with_file(&self, name: &str) -> Option<(&RcValue, &Path)> {
+        self.sources
+            .iter()
+            .rev()
+            .find_map(|s| s.conf.get(name).map(|v| (v, s.path.as_path())))
+    }
+
+    /// The file holding the effective assignment of `name`.
+    pub fn holder(&self, name: &str) -> Option<&RcSource> {
+        self.sources
+            .iter()
+            .rev()
+            .find(|s| s.conf.get(name).is_some())
+    }
+
+    /// Every file that assigns `name`, in chain order.
+    pub fn holders(&self, name: &str) -> Vec<&RcSource> {
+        self.sources
+            .iter()
+            .filter(|s| s.conf.get(name).is_some())
+            .collect()
+    }
+
+    /// The file of the chain at `path`, if it is one.
+    pub fn source(&self, path: &Path) -> Option<&RcSource> {
+        self.sources.iter().find(|s| s.path == path)
+    }
+
+    /// `name` and the file holding its effective value, for messages:
+    /// `ifconfig_warden0 (in /etc/rc.conf.local)`.
+    pub fn describe(&self, name: &str) -> String {
+        match self.get_with_file(name) {
+            Some((_, file)) => format!("{name} (in {})", file.display()),
+            None => name.to_string(),
+        }
+    }
+}
+
+impl RcLookup for RcChain {
+    fn lookup(&self, name: &str) -> Option<&RcValue> {
+        self.get_with_file(name).map(|(v, _)| v)
+    }
+    fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for source in &self.sources {
+            for a in &source.conf.assignments {
+                if a.name.starts_with(prefix) && !names.contains(&a.name) {
+                    names.push(a.name.clone());
+                }
+            }
+        }
+        names
+    }
+}
+
 /// rc.subr's `checkyesno`: yes/true/on/1 in any case.
 pub fn is_yes(value: &str) -> bool {
     matches!(
@@ -96,6 +355,17 @@ struct Parser {
     pos: usize,
     line: usize,
     out: Vec<Assignment>,
+}
+
+impl Parser {
+    /// Only blanks between the start of the current line and `pos`.
+    fn at_line_start(&self) -> bool {
+        self.chars[..self.pos]
+            .iter()
+            .rev()
+            .take_while(|c| **c != '\n')
+            .all(|c| *c == ' ' || *c == '\t')
+    }
 }
 
 impl Parser {
@@ -150,10 +420,16 @@ impl Parser {
                 continue;
             }
             let line = self.line;
+            let at_line_start = self.at_line_start();
             match self.assignment_name() {
                 Some(name) => {
                     let value = self.word();
-                    self.out.push(Assignment { name, value, line });
+                    self.out.push(Assignment {
+                        name,
+                        value,
+                        line,
+                        at_line_start,
+                    });
                 }
                 None => {
                     // A command word: not an assignment; skip the rest of it.
@@ -369,7 +645,7 @@ mod tests {
 
     #[test]
     fn last_assignment_wins_as_in_sysrc() {
-        // The file freebsd-real-outputs.md section 4 edits (G5/G6).
+        // The file real sysrc 7.2 edited in docs/freebsd-facts.md §3.4 (G5/G6).
         let rc = RcConf::parse(
             "# header\nmevy_enable='NO' # single quoted\n#mevy_enable=\"commented\"\n  mevy_flags=\"-a\"   # indented\nmevy_enable=\"YES\"\nother=1\n",
         );
@@ -483,5 +759,100 @@ mod tests {
         ] {
             assert_eq!(rc.get(name), Some(&lit(value)), "{name}");
         }
+    }
+
+    fn chain_host() -> (tempfile::TempDir, RcFiles) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("etc/rc.conf.d/netif")).unwrap();
+        std::fs::create_dir_all(d.join("usr/local/etc/rc.conf.d")).unwrap();
+        let files = RcFiles {
+            rc_conf: d.join("etc/rc.conf"),
+            rc_conf_local: d.join("etc/rc.conf.local"),
+            rc_conf_d: vec![d.join("etc/rc.conf.d"), d.join("usr/local/etc/rc.conf.d")],
+        };
+        (dir, files)
+    }
+
+    #[test]
+    fn rc_conf_chain_reports_the_effective_value_and_its_file() {
+        // Gap 4 of issue 13: a later file silently overrides rc.conf at boot.
+        let (dir, files) = chain_host();
+        let d = dir.path();
+        std::fs::write(&files.rc_conf, "a=\"1\"\nb=\"1\"\nc=\"1\"\nd=\"1\"\n").unwrap();
+        std::fs::write(&files.rc_conf_local, "b=\"local\"\n").unwrap();
+        std::fs::write(d.join("etc/rc.conf.d/network"), "c=\"network\"\n").unwrap();
+        std::fs::write(d.join("etc/rc.conf.d/netif/z"), "d=\"netif-z\"\n").unwrap();
+        std::fs::write(d.join("etc/rc.conf.d/netif/a"), "d=\"netif-a\"\ne=\"1\"\n").unwrap();
+        std::fs::write(
+            d.join("usr/local/etc/rc.conf.d/network"),
+            "e=\"local-network\"\n",
+        )
+        .unwrap();
+        let chain = RcChain::read(&files, &["network", "netif"]).unwrap();
+        let at = |name: &str| {
+            chain
+                .get_with_file(name)
+                .map(|(v, f)| (v.literal().unwrap().to_string(), f.to_path_buf()))
+        };
+        assert_eq!(at("a"), Some(("1".into(), files.rc_conf.clone())));
+        assert_eq!(at("b"), Some(("local".into(), files.rc_conf_local.clone())));
+        assert_eq!(
+            at("c"),
+            Some(("network".into(), d.join("etc/rc.conf.d/network")))
+        );
+        // rc.conf.d/netif is a directory: each file in it, in name order, after network.
+        assert_eq!(
+            at("d"),
+            Some(("netif-z".into(), d.join("etc/rc.conf.d/netif/z")))
+        );
+        // load_rc_config network reads /usr/local/etc/rc.conf.d/network before netif's files.
+        assert_eq!(at("e"), Some(("1".into(), d.join("etc/rc.conf.d/netif/a"))));
+        assert_eq!(chain.holders("d").len(), 3);
+        assert_eq!(chain.lookup("nosuch"), None);
+        // Another service does not see netif's files.
+        let pf = RcChain::read(&files, &["pf"]).unwrap();
+        assert_eq!(pf.lookup("c"), Some(&lit("1")));
+        assert_eq!(pf.sources.len(), 2);
+    }
+
+    #[test]
+    fn rc_conf_chain_it_cannot_follow_is_refused() {
+        let (_dir, files) = chain_host();
+        std::fs::write(
+            &files.rc_conf,
+            "rc_conf_files=\"/etc/rc.conf /etc/rc.conf.local /etc/rc.conf.site\"\n",
+        )
+        .unwrap();
+        let err = RcChain::read(&files, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("rc_conf_files") && err.contains("/etc/rc.conf.site"),
+            "{err}"
+        );
+        std::fs::write(&files.rc_conf, "rc_conf_files=\"/etc/rc.conf\"\n").unwrap();
+        assert!(RcChain::read(&files, &[]).is_ok());
+        std::fs::write(
+            &files.rc_conf_local,
+            "local_startup=\"/usr/local/etc/rc.d /opt/rc.d\"\n",
+        )
+        .unwrap();
+        let err = RcChain::read(&files, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("local_startup") && err.contains("rc.conf.local"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sysrc_blockers() {
+        let rc = RcConf::parse("a=1\nb=2 a=3\nc=4 d=5\n  e=6 # x\n");
+        assert_eq!(rc.set_blocker("a").map(|x| x.line), Some(2));
+        assert_eq!(rc.set_blocker("e"), None);
+        // Only mid-line assignments: sysrc appends, and the appended line wins.
+        assert_eq!(rc.set_blocker("d"), None);
+        assert_eq!(rc.delete_blocker("c").map(|x| x.line), Some(3));
+        assert_eq!(rc.delete_blocker("a").map(|x| x.line), Some(2));
+        assert_eq!(rc.delete_blocker("e"), None);
+        assert!(rc.assignments[0].at_line_start && !rc.assignments[2].at_line_start);
     }
 }

@@ -10,6 +10,8 @@
 //!   makes the call write `<root>/sim/hanging` (its argv) and wait until `<root>/sim/release`
 //!   exists (at most 60 s), then fail having done nothing: a tool that is slow while its
 //!   caller is killed.
+//!
+//! `freebsd-sim boot <root>` reboots a simulated host (see the boot module).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::json;
 
-use crate::{bastille, ifconfig, init, kld, pfctl, service, sysctl, sysrc};
+use crate::{bastille, boot, ifconfig, init, kld, pfctl, service, sysctl, sysrc};
 
 /// What a simulated tool printed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -75,29 +77,43 @@ pub fn main(argv: &[String]) -> i32 {
     };
     let out = match fault(&root, &tool, args) {
         Some(out) => out,
-        None => match tool.as_str() {
-            "ifconfig" => ifconfig::run(&root, args),
-            "sysrc" => sysrc::run(&root, args),
-            "service" => service::run(&root, args),
-            "pfctl" => pfctl::run(&root, args),
-            "sysctl" => sysctl::run(&root, args),
-            "bastille" => bastille::run(&root, args),
-            "jls" => bastille::jls(&root, args),
-            "jexec" => bastille::jexec(&root, args),
-            "pkg" => bastille::host_pkg(args),
-            "kldstat" => kld::kldstat(&root, args),
-            "kldload" => kld::kldload(&root, args),
-            other => Out::err(
-                SIM_FAILURE,
-                format!("freebsd-sim: no simulated tool named `{other}`\n"),
-            ),
-        },
+        None => run_tool(&root, &tool, args),
     };
     log_call(&root, &tool, args, out.rc);
     print!("{}", out.stdout);
     eprint!("{}", out.stderr);
     let _ = std::io::stdout().flush();
     out.rc
+}
+
+/// Runs one simulated tool against the host under `root`: what its link does, minus fault
+/// rules and the call log. The boot sequence drives the tools through this, so it always
+/// follows their current behaviour.
+pub fn run_tool(root: &Path, tool: &str, args: &[String]) -> Out {
+    match tool {
+        "ifconfig" => ifconfig::run(root, args),
+        "sysrc" => sysrc::run(root, args),
+        "service" => service::run(root, args),
+        "pfctl" => pfctl::run(root, args),
+        "sysctl" => sysctl::run(root, args),
+        "bastille" => bastille::run(root, args),
+        "jls" => bastille::jls(root, args),
+        "jexec" => bastille::jexec(root, args),
+        "pkg" => bastille::host_pkg(args),
+        "kldstat" => kld::kldstat(root, args),
+        "kldload" => kld::kldload(root, args),
+        other => Out::err(
+            SIM_FAILURE,
+            format!("freebsd-sim: no simulated tool named `{other}`\n"),
+        ),
+    }
+}
+
+/// [`run_tool`], logged to the call log like an invocation through a link.
+pub fn run_logged(root: &Path, tool: &str, args: &[String]) -> Out {
+    let out = run_tool(root, tool, args);
+    log_call(root, tool, args, out.rc);
+    out
 }
 
 fn admin(args: &[String]) -> i32 {
@@ -118,8 +134,18 @@ fn admin(args: &[String]) -> i32 {
                 SIM_FAILURE
             }
         },
+        Some("boot") if args.len() == 2 => match boot::boot(Path::new(&args[1])) {
+            Ok(console) => {
+                print!("{console}");
+                0
+            }
+            Err(e) => {
+                eprintln!("freebsd-sim: boot: {e:#}");
+                SIM_FAILURE
+            }
+        },
         _ => {
-            eprintln!("usage: freebsd-sim init <root> [hostname] | freebsd-sim links <bin-dir>");
+            eprintln!("usage: freebsd-sim init <root> [hostname] | freebsd-sim links <bin-dir> | freebsd-sim boot <root>");
             SIM_FAILURE
         }
     }

@@ -167,6 +167,33 @@ impl SimHost {
         self.path(freebsd_path).to_string_lossy().into_owned()
     }
 
+    /// The rc.conf chain parameters of a module (`rc_conf`, `rc_conf_local`, `rc_conf_d`)
+    /// pointing into this host, so no test reads or writes the machine's own files.
+    pub fn rc_params(&self) -> serde_json::Value {
+        serde_json::json!({
+            "rc_conf": self.p("/etc/rc.conf"),
+            "rc_conf_local": self.p("/etc/rc.conf.local"),
+            "rc_conf_d": [self.p("/etc/rc.conf.d"), self.p("/usr/local/etc/rc.conf.d")],
+        })
+    }
+
+    /// `freebsd-sim boot`: the host reboots from its files; returns the console output.
+    pub fn boot(&self) -> String {
+        let out = self
+            .command(sim_binary())
+            .arg("boot")
+            .arg(&self.root)
+            .output()
+            .expect("cannot run freebsd-sim boot");
+        assert!(
+            out.status.success(),
+            "freebsd-sim boot failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Environment for running modules and tools against this host.
     pub fn env(&self) -> Vec<(String, String)> {
         let path = format!(

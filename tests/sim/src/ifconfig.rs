@@ -1,8 +1,8 @@
 //! Simulated `ifconfig(8)` (FreeBSD 14, netlink status path). Interface state lives in
 //! `<root>/sim/ifconfig.json`, changed under a lock so concurrent calls lose nothing.
 //!
-//! Sources for each behaviour (freebsd/freebsd-src unless noted; see also the project's
-//! FreeBSD facts, section 1 and 2):
+//! Sources for each behaviour (freebsd/freebsd-src unless noted; see also
+//! docs/freebsd-facts.md §1 and §2):
 //! * status layout: sbin/ifconfig/ifconfig_netlink.c `status_nl`, af_inet.c `in_status_nl`
 //!   (`\tinet %s netmask 0x%lx broadcast %s`), ifbridge.c `bridge_status`, ifgroup.c;
 //! * `-l` one line, space separated; `-g group` one name per line (ifconfig.c, ifgroup.c);

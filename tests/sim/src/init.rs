@@ -13,14 +13,17 @@ use crate::ifconfig::IfState;
 /// The rc.subr stand-in; `@ROOT@` is replaced by the host root.
 const RC_SUBR: &str = include_str!("../share/rc.subr");
 
-/// A small /etc/defaults/rc.conf with the defaults the modules' tools consult
-/// (values from FreeBSD 14 libexec/rc/rc.conf).
+/// A small /etc/defaults/rc.conf with the defaults the modules' tools and the boot sequence
+/// consult (values from freebsd/freebsd-src libexec/rc/rc.conf at 0216ab4d, where
+/// `ifconfig_lo0` is commented out: network.subr `ipv4_up` gives lo0 127.0.0.1/8 itself).
 const DEFAULTS_RC_CONF: &str = r#"# /etc/defaults/rc.conf (subset) for the warden FreeBSD simulator.
-rc_conf_files="/etc/rc.conf /etc/rc.conf.local"
+rc_startmsgs="YES"
 local_startup="/usr/local/etc/rc.d"
+rc_conf_files="/etc/rc.conf /etc/rc.conf.local"
+netif_enable="YES"
+synchronous_dhclient="NO"
 network_interfaces="auto"
 cloned_interfaces=""
-ifconfig_lo0="inet 127.0.0.1"
 gateway_enable="NO"
 sshd_enable="NO"
 pf_enable="NO"

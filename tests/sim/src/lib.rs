@@ -7,6 +7,7 @@
 //! from FreeBSD's sources and real runs; each file cites its sources.
 
 pub mod bastille;
+pub mod boot;
 pub mod dispatch;
 pub mod host;
 pub mod ifconfig;

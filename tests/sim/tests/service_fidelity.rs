@@ -1,5 +1,5 @@
 //! The service(8) + rc.subr stand-in against the outputs captured from FreeBSD's real
-//! `run_rc_command` with a tmux-hosted `mevy` script (freebsd-real-outputs section 5).
+//! `run_rc_command` with a tmux-hosted `mevy` script (docs/freebsd-facts.md §5.4, obtained as §10 says).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
