@@ -74,10 +74,18 @@ def test_changelog_is_made_from_the_fragments(tarball, tmp_path):
     assert f"v{version}".replace(".", "\\.") in text
 
 
-@pytest.fixture
-def project(tmp_path, tarball, sandbox):
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, tarball):
+    """The tarball installed with ansible-galaxy, once per test module."""
+    dest = tmp_path_factory.mktemp("installed") / "collections"
+    done = subprocess.run([BIN / "ansible-galaxy", "collection", "install", "-p", dest, tarball],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return dest
+
+
+def make_project(dest, installed):
     """A playbook directory with the collection installed and nothing else of the repository."""
-    dest = tmp_path / "project"
     (dest / "inventory").mkdir(parents=True)
     shutil.copy(REPO / "inventory" / "sandbox.yml", dest / "inventory" / "hosts.yml")
     (dest / "ansible.cfg").write_text(
@@ -89,13 +97,19 @@ def project(tmp_path, tarball, sandbox):
         "---\n- name: Provision an agent with the installed collection\n  hosts: warden\n  gather_facts: false\n"
         '  environment: "{{ warden_environment }}"\n  vars:\n    agent_name: mevy\n  roles:\n' + roles
     )
-    done = subprocess.run(
-        [BIN / "ansible-galaxy", "collection", "install", "-p", dest / "collections", tarball],
-        cwd=dest,
-        capture_output=True,
-        text=True, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
+    shutil.copytree(installed, dest / "collections", symlinks=True)
     return dest
+
+
+@pytest.fixture
+def project(tmp_path, installed, sandbox):
+    return make_project(tmp_path / "project", installed)
+
+
+@pytest.fixture(scope="module")
+def docs_project(tmp_path_factory, installed):
+    """The same without a simulated host, for ansible-doc."""
+    return make_project(tmp_path_factory.mktemp("docs") / "project", installed)
 
 
 def run_in(project, sandbox, *args):
@@ -145,9 +159,9 @@ def ansible_doc(project, *args):
     return subprocess.run([BIN / "ansible-doc", *args], cwd=project, env=env, capture_output=True, text=True, check=False)
 
 
-def test_module_docs_resolve_by_fqcn(project):
+def test_module_docs_resolve_by_fqcn(docs_project):
     for module in MODULES:
-        done = ansible_doc(project, f"warden.freebsd.{module}")
+        done = ansible_doc(docs_project, f"warden.freebsd.{module}")
         assert done.returncode == 0 and module in done.stdout, done.stderr
         assert "OPTIONS" in done.stdout and "EXAMPLES" in done.stdout, done.stdout
 
@@ -166,14 +180,14 @@ def short_descriptions(kind, directory):
 
 
 @pytest.mark.parametrize("kind, directory", [("module", "library"), ("callback", "callback_plugins"), ("inventory", "inventory_plugins")])
-def test_ansible_doc_lists_every_plugin_with_its_short_description(project, kind, directory):
+def test_ansible_doc_lists_every_plugin_with_its_short_description(docs_project, kind, directory):
     """ansible-doc -l reads each plugin file for its description and skips (with a warning) a
     binary it cannot decode; the collection's stubs and plugins are all listed, cleanly."""
-    done = ansible_doc(project, "-t", kind, "-l", "warden.freebsd")
+    done = ansible_doc(docs_project, "-t", kind, "-l", "warden.freebsd")
     assert done.returncode == 0, done.stderr
     assert "WARNING" not in done.stderr and "ERROR" not in done.stderr, done.stderr
     assert done.stdout.count("warden.freebsd.") == len(short_descriptions(kind, directory)), done.stdout
-    done = ansible_doc(project, "-t", kind, "-l", "--json", "warden.freebsd")
+    done = ansible_doc(docs_project, "-t", kind, "-l", "--json", "warden.freebsd")
     listed = {name: " ".join(d.split()) for name, d in json.loads(done.stdout).items()}
     expected = {f"warden.freebsd.{name}": " ".join(d.split()) for name, d in short_descriptions(kind, directory).items()}
     assert listed == expected
