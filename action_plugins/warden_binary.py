@@ -175,7 +175,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         module = self._task.action.split(".")[-1]
         resolved = self._resolve_module()
-        cache = boolean(task_vars.get("warden_binary_cache", True), strict=False)
+        cache = boolean(self._var(task_vars, "warden_binary_cache", True), strict=False)
         if not cache and not resolved.endswith(".py"):
             # library/: the module is the binary, and Ansible runs it the plain way.
             result.update(self._execute_module(task_vars=task_vars))
@@ -203,6 +203,10 @@ class ActionModule(ActionBase):
         result.update(data)
         return result
 
+    def _var(self, task_vars, name, default):
+        """A variable of the task, templated (task_vars hold the raw values)."""
+        return self._templar.template(task_vars[name]) if name in task_vars else default
+
     def _resolve_module(self):
         found = self._shared_loader_obj.module_loader.find_plugin_with_context(
             self._task.action, collection_list=self._task.collections
@@ -213,7 +217,7 @@ class ActionModule(ActionBase):
 
     def _platform(self, task_vars):
         """`<system>_<arch>` of the target, and the fact to remember it by."""
-        known = task_vars.get("warden_platform")
+        known = self._var(task_vars, "warden_platform", None)
         if known:
             if not isinstance(known, str) or not re.fullmatch(r"[a-z0-9_]{3,65}", known):
                 raise AnsibleActionFail(f"warden_platform must look like freebsd_amd64, not {known!r}")
@@ -232,7 +236,7 @@ class ActionModule(ActionBase):
         binary = self._binary(module, resolved, platform)
         with open(binary, "rb") as handle:
             digest = hashlib.sha256(handle.read()).hexdigest()
-        cache_dir = str(task_vars.get("warden_binary_dir", "~/.cache/warden")).rstrip("/")
+        cache_dir = str(self._var(task_vars, "warden_binary_dir", "~/.cache/warden")).rstrip("/")
         if not cache_dir.startswith(("/", "~/")) or any(c in cache_dir for c in "\n\r\0"):
             raise AnsibleActionFail(f"warden_binary_dir must be an absolute path or start with ~/, not {cache_dir!r}")
         args = self._task.args.copy()
@@ -266,7 +270,7 @@ class ActionModule(ActionBase):
             # rename, so concurrent tasks (forks on one host) never run a half-copied binary; a
             # symlink or directory at the final name is removed first so the rename cannot follow it.
             cmd = (
-                f"umask 077 && d={directory} && f={target} && "
+                f"set -f && umask 077 && d={directory} && f={target} && "
                 'if [ -L "$d" ]; then rm -f "$d"; fi && mkdir -p "$d" && '
                 '{ [ -d "$d" ] && [ ! -L "$d" ] || { echo "$d is not a directory" >&2; exit 1; }; } && '
                 'set -- $(ls -ldn "$d") && '

@@ -191,3 +191,12 @@ def test_bad_warden_platform_variable_is_refused(cache, tmp_path):
     rc, out = adhoc(tmp_path, cache, "-e", "warden_platform=../../etc/passwd")
     assert rc != 0 and "warden_platform must look like freebsd_amd64" in out, out
     assert list(cache.iterdir()) == []
+
+
+def test_cache_variables_are_templated(tmp_path):
+    """warden_binary_dir (like warden_binary_cache and warden_platform) may be a template: the
+    plugin renders it rather than refusing '{{ ... }}' as a relative path."""
+    extra = json.dumps({"cache_parent": str(tmp_path), "warden_binary_dir": "{{ cache_parent }}/templated"})
+    rc, out = adhoc(tmp_path, "/unused", "-e", extra)
+    assert rc == 0, out
+    assert [p.name for p in (tmp_path / "templated").iterdir()] == [cache_name()[0]]
