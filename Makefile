@@ -10,7 +10,8 @@ SANDBOX := .sandbox
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e molecule lint docs-check collection sizes bench clean
+.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e molecule lint docs-check collection sizes bench clean \
+	venv-2.21 e2e-2.21 sanity sanity-2.21 ee changelog
 
 all: library
 
@@ -64,7 +65,7 @@ demo: library venv sandbox
 	@echo "  tool calls     $(SANDBOX)/hosts/sim1/sim/calls.log"
 
 ## test: everything CI runs.
-test: rust-checks rust-tests library venv e2e molecule lint docs-check
+test: rust-checks rust-tests library venv e2e molecule lint docs-check sanity e2e-2.21
 
 rust-checks:
 	cargo fmt --all -- --check
@@ -106,7 +107,46 @@ bench: library venv $(VENV)/.bench-installed
 	cargo build --release -p warden_probe -p warden_sim
 	WARDEN_SIM_BIN=$(CURDIR)/target/release/freebsd-sim python bench/bench.py
 
+## The second supported controller (README, "Supported ansible-core"): ansible-core 2.21 on
+## Python 3.13 in .venv-2.21, from requirements-2.21.txt; bin/find-python finds the interpreter
+## (PYTHON313, pyenv's newest 3.13, python3.13 on PATH).
+VENV221 := .venv-2.21
+$(VENV221)/.installed: requirements-2.21.txt
+	python313=$$(bin/find-python 3.13) && $$python313 -m venv $(VENV221)
+	$(VENV221)/bin/pip install --quiet --disable-pip-version-check -r requirements-2.21.txt
+	touch $@
+venv-2.21: $(VENV221)/.installed
+
+## e2e-2.21: the e2e core on ansible-core 2.21 (agent.yml twice, check mode, removal, SSH, the
+## collection, the binary cache, ansible-core compatibility, module docs); the full suite runs on
+## the default.
+E2E_CORE := test_agent_playbook.py::test_first_run_provisions_and_second_run_changes_nothing \
+	test_agent_playbook.py::test_check_mode_on_a_fresh_host_changes_nothing \
+	test_remove_and_validate.py::test_removing_one_agent_leaves_the_other \
+	test_ssh.py test_collection.py test_ansible_core.py \
+	"test_binary_cache.py::test_planted_binary_at_the_cache_path_is_not_executed[other_content]" \
+	test_binary_cache.py::test_cache_directory_that_is_a_symlink_is_replaced_not_followed \
+	test_module_docs.py
+e2e-2.21: library venv-2.21 sim
+	PATH=$(CURDIR)/$(VENV221)/bin:$$PATH $(VENV221)/bin/pytest -q --durations=15 $(addprefix tests/e2e/,$(E2E_CORE))
+
+## sanity: ansible-test sanity on the collection, built and installed into an
+## ansible_collections/warden/freebsd tree (bin/sanity; offline-safe, see README).
+sanity: library venv
+	$(BIN)/python bin/sanity
+sanity-2.21: library venv-2.21
+	PATH=$(CURDIR)/$(VENV221)/bin:$$PATH $(VENV221)/bin/python bin/sanity
+
+## ee: the execution environment's build context (ansible-builder create) in build/ee.
+ee: collection
+	ansible-builder create -f collection/ee/execution-environment.yml -c build/ee --output-filename Containerfile
+
+## changelog: fold new changelog fragments into the release history (changelogs/changelog.yaml)
+## and collection/CHANGELOG.md, with antsibull-changelog.
+changelog: library venv
+	bin/changelog update
+
 clean:
 	cargo clean
-	rm -rf $(VENV) $(SANDBOX) build
+	rm -rf $(VENV) $(VENV221) $(SANDBOX) build
 	for m in $(MODULES); do rm -f library/$$m library/$${m}_*; done

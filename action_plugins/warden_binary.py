@@ -3,40 +3,167 @@
 Ansible runs a binary module with five remote commands and two uploads per task, the whole
 binary every time, and never pipelines it. This action plugin instead:
 
-1. picks the binary built for the target's platform: ``<module>_<system>_<arch>`` next to the
-   module (``uname -s -m`` once per host, remembered as the fact ``warden_platform``; set the
-   variable yourself to skip it). Ansible's loader strips extensions, so no dots in the names;
-2. keeps it on the target under a content-hash path (``<warden_binary_dir>/<module>-<sha256>``,
-   default ``~/.cache/warden``) and uploads it only when that path is missing;
-3. runs it with one remote command per task, the args arriving on standard input
-   (the module reads ``/dev/stdin`` as its args file), so no args file is uploaded.
+1. picks the binary built for the target's platform, ``<module>_<system>_<arch>`` (``uname -s
+   -m`` once per host, checked to be two plain words and remembered as the fact
+   ``warden_platform``; set the variable yourself to skip it). In ``library/`` the builds sit
+   next to the module; in the collection, whose ``plugins/modules/<module>.py`` are
+   documentation stubs, they are in ``binaries/``. No dots in the names: Ansible's loader
+   strips extensions;
+2. keeps it on the target as ``<warden_binary_dir>/<module>-<sha256 prefix>`` (default
+   ``~/.cache/warden``; with ``become``, the become user's home and uid);
+3. runs it with one remote command per task, the args on standard input (the module reads
+   ``/dev/stdin`` as its args file). The same command first checks the cached file: the cache
+   directory a real directory (not a symlink) of mode 0700 owned by the user running the
+   command, the file a regular file owned by that user or root, writable by nobody else, with
+   the expected SHA-256 (``sha256 -q`` on FreeBSD, ``sha256sum`` elsewhere). Anything else is
+   a cache miss: the binary is uploaded afresh (staged, then renamed into place) and run.
 
 Results, check mode, diff and no_log behave as on the plain path (the same args with the same
-``_ansible_*`` keys reach the same binary). ``warden_binary_cache: false`` falls back to the
-plain path (``library/<module>``, uploaded per task).
+``_ansible_*`` keys reach the same binary). ``warden_binary_cache: false`` turns the cache off:
+in ``library/`` Ansible then runs ``library/<module>`` itself (uploaded per task, so it must be
+the target's platform's build); in the collection the plugin uploads the platform build into
+the task's temporary directory, which Ansible removes after the task.
+
+Only ansible-core's action-plugin API is used (``ActionBase`` methods and the public module
+JSON profiles of ``ansible.module_utils.common.json``); module results are parsed here rather
+than with ``ActionBase._parse_returned_data``, whose return type changed in 2.21. Module-reported
+secrets (``_ansible_new_secrets``, ansible-core 2.22+) are handed to the controller's masker
+through the public ``ansible.module_utils.secrets.register_secrets`` where it exists.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import re
 import shlex
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.json import (
+    Direction,
+    get_module_decoder,
+    get_module_encoder,
+)
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
-from ansible.vars.clean import remove_internal_keys
 
-try:  # ansible-core 2.19+: tagged values need the module profile's encoder
-    from ansible.module_utils.common.json import Direction, get_module_encoder
-except ImportError:  # pragma: no cover - older ansible-core
-    Direction = get_module_encoder = None
+try:  # ansible-core 2.22+ (lib/ansible/module_utils/secrets.py)
+    from ansible.module_utils.secrets import register_secrets
+except ImportError:  # 2.19-2.21 have no controller-side masker; the modules do not report secrets to them
+    register_secrets = None
 
 display = Display()
 
-MISSING = 199  # the cached binary is not on the target yet
+CACHE_MISS_RC = 199
+CACHE_MISS = "WARDEN_CACHE_MISS"
+# One word of `uname -s -m`, or the warden_platform variable: it becomes part of a controller path.
+PLATFORM_WORD = re.compile(r"[A-Za-z0-9_]{1,32}")
+# Where the collection keeps the per-platform builds (plugins/modules holds the doc stubs).
+COLLECTION_BINARIES = "binaries"
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One module run: the controller's binary, its content hash, where it lives on the target."""
+
+    module: str
+    binary: str
+    sha256: str
+    remote: str
+    payload: bytes
+
+
+def remote_path(path):
+    """Quotes a path for sh, keeping a leading ~/ for the shell to expand (as $HOME)."""
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+# The cache check, in base sh and tools FreeBSD and Linux share (ls -n, id -u; sha256 -q on
+# FreeBSD, sha256sum on Linux). Prints the reason and fails when the file may not be run.
+CACHE_CHECK = r"""warden_cached() {
+  [ -d "$1" ] && [ ! -L "$1" ] || { echo "WARDEN_CACHE_MISS: $1 is not a directory"; return 1; }
+  u=$(id -u)
+  set -- "$@" $(ls -ldn "$1")
+  case $4 in drwx------ | drwx------.) ;; *) echo "WARDEN_CACHE_MISS: $1 has mode $4, not 0700"; return 1 ;; esac
+  [ "$6" = "$u" ] || { echo "WARDEN_CACHE_MISS: $1 is owned by uid $6, not $u"; return 1; }
+  [ -f "$2" ] && [ ! -L "$2" ] || { echo "WARDEN_CACHE_MISS: $2 is missing or not a regular file"; return 1; }
+  set -- "$1" "$2" "$3" $(ls -ln "$2")
+  case $4 in
+    -??x?-??-? | -??x?-??-?.) ;;
+    *) echo "WARDEN_CACHE_MISS: $2 has mode $4 (must be executable by its owner, writable by nobody else)"; return 1 ;;
+  esac
+  [ "$6" = "$u" ] || [ "$6" = 0 ] || { echo "WARDEN_CACHE_MISS: $2 is owned by uid $6"; return 1; }
+  if command -v sha256 >/dev/null 2>&1; then h=$(sha256 -q "$2")
+  elif command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum "$2"); h=${h%% *}
+  else echo "WARDEN_CACHE_MISS: neither sha256 nor sha256sum on the target"; return 1; fi
+  [ "$h" = "$3" ] || { echo "WARDEN_CACHE_MISS: $2 does not have the expected content"; return 1; }
+}"""
+
+
+def build_remote_command(step, env):
+    """The one remote command of a task: check the cached binary, then run it (args on stdin)."""
+    path = remote_path(step.remote)
+    directory = remote_path(step.remote.rsplit("/", 1)[0])
+    home = ""
+    if step.remote.startswith("~/"):
+        home = f'if [ -z "$HOME" ]; then echo "{CACHE_MISS}: HOME is not set"; exit {CACHE_MISS_RC}; fi\n'
+    return (
+        f"set -f\n{CACHE_CHECK}\n{home}"
+        f"if warden_cached {directory} {path} {step.sha256}; then {env} {path} /dev/stdin; else exit {CACHE_MISS_RC}; fi"
+    )
+
+
+def cache_missed(res):
+    """The reason the cached binary was not run, or None when it ran."""
+    if res.get("rc") != CACHE_MISS_RC:
+        return None
+    for line in res.get("stdout", "").splitlines():
+        if line.startswith(CACHE_MISS + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def parse_result(res):
+    """The module's result from a remote command's output: one JSON object, legacy profile.
+
+    A result that does not parse becomes a failed task carrying the raw output, as Ansible's
+    own module runner reports it. Reserved ``_ansible_*`` keys are not passed on; the secrets a
+    module reports (``_ansible_new_secrets``) go to the controller's masker where there is one.
+    """
+    stdout = res.get("stdout", "")
+    lines = stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("{")), None)
+    data, error = None, "no JSON object in the output"
+    if start is not None:
+        text = "\n".join(lines[start:])
+        try:
+            data, end = get_module_decoder("legacy", Direction.MODULE_TO_CONTROLLER)().raw_decode(text.lstrip())
+        except ValueError as problem:
+            error = problem
+        else:
+            error = None if isinstance(data, dict) else f"the output is a JSON {type(data).__name__}, not an object"
+            if text.lstrip()[end:].strip():
+                display.warning(f"Module invocation had junk after the JSON data: {text.lstrip()[end:].strip()}")
+    if error is not None:
+        return {
+            "failed": True,
+            "msg": f"Module result deserialization failed: {error}. See stdout/stderr for the returned output.",
+            "module_stdout": stdout,
+            "module_stderr": res.get("stderr", ""),
+            "rc": res.get("rc"),
+        }
+    secrets = data.pop("_ansible_new_secrets", None)
+    if secrets and register_secrets is not None:
+        register_secrets([str(s) for s in secrets])
+    for key in [k for k in data if k.startswith("_ansible_")]:
+        display.warning(f"Removed reserved key {key!r} from module result.")
+        del data[key]
+    return data
 
 
 class ActionModule(ActionBase):
@@ -46,95 +173,129 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
-        if not boolean(task_vars.get("warden_binary_cache", True), strict=False):
+        module = self._task.action.split(".")[-1]
+        resolved = self._resolve_module()
+        cache = boolean(self._var(task_vars, "warden_binary_cache", True), strict=False)
+        if not cache and not resolved.endswith(".py"):
+            # library/: the module is the binary, and Ansible runs it the plain way.
             result.update(self._execute_module(task_vars=task_vars))
             return result
 
-        module = self._task.action.split(".")[-1]
         platform, facts = self._platform(task_vars)
-        binary = self._binary(module, platform)
-        with open(binary, "rb") as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()[:20]
-        cache_dir = task_vars.get("warden_binary_dir", "~/.cache/warden")
-        remote = f"{cache_dir.rstrip('/')}/{module}-{digest}"
+        step = self._step(module, resolved, platform, task_vars)
+        env = self._compute_environment_string()
+        if cache:
+            res = self._low_level_execute_command(build_remote_command(step, env), sudoable=True, in_data=step.payload)
+            reason = cache_missed(res)
+            if reason is not None:
+                display.vvv(f"warden: cache miss on the target ({reason}); uploading {step.binary}")
+                self._install(step)
+                res = self._low_level_execute_command(build_remote_command(step, env), sudoable=True, in_data=step.payload)
+                reason = cache_missed(res)
+                if reason is not None:
+                    raise AnsibleActionFail(f"the module binary installed on the target fails the cache check: {reason}")
+        else:
+            res = self._run_uploaded(step, env)
 
-        args = self._task.args.copy()
-        self._update_module_args(module, args, task_vars)
-        if get_module_encoder is not None:
-            payload = json.dumps(args, cls=get_module_encoder("legacy", Direction.CONTROLLER_TO_MODULE))
-        else:  # pragma: no cover
-            payload = json.dumps(args)
-
-        res = self._run_cached(remote, payload)
-        if res["rc"] == MISSING and "WARDEN_BINARY_MISSING" in res.get("stdout", ""):
-            self._upload(binary, remote)
-            res = self._run_cached(remote, payload)
-
-        try:
-            data = self._parse_returned_data(res, "legacy")
-        except TypeError:  # pragma: no cover - ansible-core < 2.19 takes no profile
-            data = self._parse_returned_data(res)
-        remove_internal_keys(data)
+        data = parse_result(res)
         if facts:
             data.setdefault("ansible_facts", {}).update(facts)
         result.update(data)
         return result
 
-    def _platform(self, task_vars):
-        """`<system>_<arch>` of the target, and the fact to remember it by."""
-        known = task_vars.get("warden_platform")
-        if known:
-            return known, {}
-        res = self._low_level_execute_command("uname -s -m", sudoable=False)
-        words = res.get("stdout", "").split()
-        if res.get("rc") != 0 or len(words) != 2:
-            raise AnsibleActionFail(f"cannot tell the target's platform: `uname -s -m` said {res.get('stdout', '')!r} {res.get('stderr', '')!r}")
-        platform = f"{words[0].lower()}_{words[1]}"
-        return platform, {"warden_platform": platform}
+    def _var(self, task_vars, name, default):
+        """A variable of the task, templated (task_vars hold the raw values)."""
+        return self._templar.template(task_vars[name]) if name in task_vars else default
 
-    def _binary(self, module, platform):
+    def _resolve_module(self):
         found = self._shared_loader_obj.module_loader.find_plugin_with_context(
             self._task.action, collection_list=self._task.collections
         )
         if not found.resolved or not found.plugin_resolved_path:
             raise AnsibleActionFail(f"module {self._task.action} not found")
-        directory = os.path.dirname(found.plugin_resolved_path)
+        return found.plugin_resolved_path
+
+    def _platform(self, task_vars):
+        """`<system>_<arch>` of the target, and the fact to remember it by."""
+        known = self._var(task_vars, "warden_platform", None)
+        if known:
+            if not isinstance(known, str) or not re.fullmatch(r"[a-z0-9_]{3,65}", known):
+                raise AnsibleActionFail(f"warden_platform must look like freebsd_amd64, not {known!r}")
+            return known, {}
+        res = self._low_level_execute_command("uname -s -m", sudoable=False)
+        words = res.get("stdout", "").split()
+        if res.get("rc") != 0 or len(words) != 2 or not all(PLATFORM_WORD.fullmatch(w) for w in words):
+            raise AnsibleActionFail(
+                f"cannot tell the target's platform: `uname -s -m` said {res.get('stdout', '')!r} {res.get('stderr', '')!r}"
+                " (expected two words of letters, digits and _, like `FreeBSD amd64`)"
+            )
+        platform = f"{words[0].lower()}_{words[1]}"
+        return platform, {"warden_platform": platform}
+
+    def _step(self, module, resolved, platform, task_vars):
+        binary = self._binary(module, resolved, platform)
+        with open(binary, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+        cache_dir = str(self._var(task_vars, "warden_binary_dir", "~/.cache/warden")).rstrip("/")
+        if not cache_dir.startswith(("/", "~/")) or any(c in cache_dir for c in "\n\r\0"):
+            raise AnsibleActionFail(f"warden_binary_dir must be an absolute path or start with ~/, not {cache_dir!r}")
+        args = self._task.args.copy()
+        self._update_module_args(module, args, task_vars)
+        payload = json.dumps(args, cls=get_module_encoder("legacy", Direction.CONTROLLER_TO_MODULE)).encode()
+        return Step(module, binary, digest, f"{cache_dir}/{module}-{digest[:20]}", payload)
+
+    def _binary(self, module, resolved, platform):
+        directory = os.path.dirname(resolved)
+        if resolved.endswith(".py"):  # the collection: plugins/modules/<module>.py is the doc stub
+            directory = os.path.join(os.path.dirname(os.path.dirname(directory)), COLLECTION_BINARIES)
         candidate = os.path.join(directory, f"{module}_{platform}")
         if os.path.isfile(candidate):
             return os.path.realpath(candidate)
         raise AnsibleActionFail(
             f"no {module} binary for {platform}: looked for {candidate}. Build the modules for that platform "
-            f"(see the README, 'Building for FreeBSD') or set warden_binary_cache: false to use {found.plugin_resolved_path} as is."
+            f"(see the README, 'Building for FreeBSD') or set warden_binary_cache: false to use {resolved} as is."
         )
 
-    def _run_cached(self, remote, payload):
-        env = self._compute_environment_string()
-        quoted = self._remote_path(remote)
-        cmd = f"if [ -x {quoted} ]; then {env} {quoted} /dev/stdin; else echo WARDEN_BINARY_MISSING; exit {MISSING}; fi"
-        return self._low_level_execute_command(cmd, sudoable=True, in_data=payload.encode())
-
-    def _remote_path(self, path):
-        """Quotes a path for sh, keeping a leading ~ for the shell to expand."""
-        if path.startswith("~/"):
-            return '"$HOME"/' + shlex.quote(path[2:])
-        return shlex.quote(path)
-
-    def _upload(self, binary, remote):
+    def _install(self, step):
+        """Uploads the binary and moves it into the cache (a fresh 0700 directory if need be)."""
         tmpdir = self._make_tmp_path()
         try:
             staged = self._connection._shell.join_path(tmpdir, "warden-binary")
-            self._transfer_file(binary, staged)
-            target = self._remote_path(remote)
-            directory = self._remote_path(remote.rsplit("/", 1)[0])
-            # A temporary name in the cache directory, then rename: concurrent tasks (forks on
-            # one host) never run a half-copied binary.
+            self._transfer_file(step.binary, staged)
+            self._fixup_perms2([tmpdir, staged], execute=False)
+            target = remote_path(step.remote)
+            directory = remote_path(step.remote.rsplit("/", 1)[0])
+            # A symlink in place of the cache directory is removed (the link, never its target);
+            # a directory owned by another user is refused. The copy gets a temporary name, then a
+            # rename, so concurrent tasks (forks on one host) never run a half-copied binary; a
+            # symlink or directory at the final name is removed first so the rename cannot follow it.
             cmd = (
-                f"umask 077 && mkdir -p {directory} && cp {shlex.quote(staged)} {target}.$$ "
-                f"&& chmod 0700 {target}.$$ && mv -f {target}.$$ {target}"
+                f"set -f && umask 077 && d={directory} && f={target} && "
+                'if [ -L "$d" ]; then rm -f "$d"; fi && mkdir -p "$d" && '
+                '{ [ -d "$d" ] && [ ! -L "$d" ] || { echo "$d is not a directory" >&2; exit 1; }; } && '
+                'set -- $(ls -ldn "$d") && '
+                '{ [ "$3" = "$(id -u)" ] || { echo "$d is owned by uid $3, not $(id -u)" >&2; exit 1; }; } && '
+                'chmod 0700 "$d" && rm -f "$f.$$" && '
+                f'cp {shlex.quote(staged)} "$f.$$" && chmod 0700 "$f.$$" && '
+                '{ if [ -L "$f" ] || [ -d "$f" ]; then rm -rf "$f"; fi; } && mv -f "$f.$$" "$f"'
             )
             res = self._low_level_execute_command(cmd, sudoable=True)
             if res.get("rc") != 0:
-                raise AnsibleActionFail(f"cannot install the module binary on the target: {res.get('stderr', '').strip()}")
-            display.vvv(f"warden: cached {binary} as {remote}")
+                raise AnsibleActionFail(
+                    f"cannot install the module binary in the target's cache {step.remote}: "
+                    f"{(res.get('stderr', '') or res.get('stdout', '')).strip()}"
+                )
+            display.vvv(f"warden: cached {step.binary} as {step.remote}")
+        finally:
+            self._remove_tmp_path(tmpdir)
+
+    def _run_uploaded(self, step, env):
+        """warden_binary_cache: false in the collection: upload for this task only, run, remove."""
+        tmpdir = self._make_tmp_path()
+        try:
+            remote = self._connection._shell.join_path(tmpdir, f"AnsiballZ_{step.module}")
+            self._transfer_file(step.binary, remote)
+            self._fixup_perms2([tmpdir, remote])
+            return self._low_level_execute_command(f"{env} {shlex.quote(remote)} /dev/stdin", sudoable=True, in_data=step.payload)
         finally:
             self._remove_tmp_path(tmpdir)

@@ -8,22 +8,24 @@ secret can be in it). It also prints one line per host. Without the variable it 
 
 from __future__ import annotations
 
-import json
-import os
-import time
-
-from ansible.plugins.callback import CallbackBase
-
 DOCUMENTATION = """
 name: warden_drift
 type: aggregate
 short_description: JSON drift report (per host, each changed or failed task) for cron runs
+version_added: "0.1.0"
 description:
   - With the environment variable WARDEN_DRIFT_REPORT naming a file, writes a JSON report of the run there and prints
     one line per host. Diffs are summarized (headers, added and removed line counts), never copied.
 requirements:
   - enable in ansible.cfg (callbacks_enabled = warden_drift)
 """
+
+# Imports below the documentation, as ansible-test's validate-modules wants them.
+import json
+import os
+import time
+
+from ansible.plugins.callback import CallbackBase
 
 
 def _diff_summary(diff):

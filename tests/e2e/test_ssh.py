@@ -1,6 +1,8 @@
 """agent.yml over real SSH (a loopback sshd of the test's own) to a target without Python,
 through the warden_binary action plugin's per-platform binary cache."""
 
+import json
+import os
 import platform
 import re
 import shutil
@@ -69,8 +71,7 @@ def test_the_targets_platform_picks_the_binary(sandbox, sshd, tmp_path):
     def adhoc(*extra):
         args = ["-m", "warden_bridge_alias", "-a", "addresses=10.0.1.1/24", "-e", sshd.extra_vars(warden_binary_dir=str(tmp_path / "cache"))]
         done = subprocess.run(
-            [BIN / "ansible", "sim1", *args, *extra], cwd=REPO, env={**sandbox.env(), **env}, capture_output=True, text=True
-        )
+            [BIN / "ansible", "sim1", *args, *extra], cwd=REPO, env={**sandbox.env(), **env}, capture_output=True, text=True, check=False)
         return done.returncode, done.stdout + done.stderr
 
     rc, out = adhoc("-e", "warden_platform=freebsd_amd64")
@@ -79,3 +80,30 @@ def test_the_targets_platform_picks_the_binary(sandbox, sshd, tmp_path):
     assert rc != 0, out
     assert f"no warden_bridge_alias binary for linux_{platform.machine()}" in out, out
     assert "warden_binary_cache: false" in out
+
+
+def test_host_key_checking_is_on_outside_the_test_inventories(sshd, tmp_path):
+    """Regression: ansible.cfg set host_key_checking = False for every inventory, so a real
+    host's changed key went unnoticed. Now an unknown host key stops the connection; only the
+    sandbox and test inventories switch checking off, explicitly."""
+    dump = subprocess.run([BIN / "ansible-config", "dump", "--format", "json"], cwd=REPO,
+                          env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}, capture_output=True, text=True, check=False)
+    setting = next(s for s in json.loads(dump.stdout) if s["name"] == "HOST_KEY_CHECKING")
+    assert setting["value"] is True, setting
+    for example in sorted((REPO / "inventory").glob("*.yml")):
+        if example.name != "sandbox.yml":
+            text = example.read_text()
+            assert "host_key_checking" not in text and "StrictHostKeyChecking" not in text, example
+
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.touch()
+    target = tmp_path / "agent.env"
+    args = json.dumps({"path": str(target), "values": {"AGENT_NAME": "mevy"}})
+    extra = json.loads(sshd.extra_vars(warden_binary_dir=str(tmp_path / "cache")))
+    extra["ansible_ssh_common_args"] = f"-o UserKnownHostsFile={known_hosts}"
+    done = subprocess.run(
+        [BIN / "ansible", "target", "-i", "target,", "-m", "warden_env", "-a", args, "-e", json.dumps(extra)],
+        cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}, capture_output=True, text=True, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and "Host key verification failed" in out, out
+    assert not target.exists()

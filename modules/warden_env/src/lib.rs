@@ -130,7 +130,7 @@ impl Module for WardenEnv {
             masked(&text, &secrets),
         ));
         plan.value(
-            "keys",
+            "env_keys",
             values
                 .keys()
                 .chain(secrets.keys())

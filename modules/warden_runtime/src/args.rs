@@ -3,6 +3,7 @@
 //! `ActionBase._execute_module`, same on 2.17–2.21). The internal key set changes between
 //! releases (`_ansible_string_conversion_action` went away in 2.19, `_ansible_inject_invocation`
 //! came in 2.21), so every `_ansible_*` key we do not use is ignored rather than rejected.
+//! `_ansible_version` tells which controller features a result may use.
 
 use std::path::Path;
 
@@ -23,6 +24,17 @@ pub struct Internal {
     pub inject_invocation: Option<bool>,
     /// Set by action plugins that pass extra keys on purpose.
     pub ignore_unknown_opts: bool,
+    /// `(major, minor)` of `_ansible_version` (`"2.22.0rc1"` -> `(2, 22)`), when given.
+    pub version: Option<(u64, u64)>,
+}
+
+impl Internal {
+    /// Whether the controller takes `_ansible_new_secrets` in a module result: ansible-core
+    /// 2.22+ pops it and masks the values (lib/ansible/_internal/_task.py,
+    /// `UnifiedTaskResult._from_result_dict`); 2.19-2.21 warn "Removed reserved key" instead.
+    pub fn takes_new_secrets(&self) -> bool {
+        self.version.is_some_and(|v| v >= (2, 22))
+    }
 }
 
 /// One parsed args file.
@@ -90,9 +102,22 @@ fn apply_internal(internal: &mut Internal, key: &str, value: &Value) -> Result<(
         "ignore_unknown_opts" => internal.ignore_unknown_opts = flag(value)?,
         "inject_invocation" => internal.inject_invocation = Some(flag(value)?),
         "verbosity" => internal.verbosity = value.as_u64().unwrap_or(0),
+        "version" => internal.version = value.as_str().and_then(major_minor),
         _ => {}
     }
     Ok(())
+}
+
+/// `"2.22.0rc1"` -> `(2, 22)`.
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((major, minor.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -115,6 +140,26 @@ mod tests {
         assert!(!args.internal.no_log);
         assert_eq!(args.internal.verbosity, 3);
         assert_eq!(args.internal.inject_invocation, None);
+        assert_eq!(args.internal.version, Some((2, 19)));
+        assert!(!args.internal.takes_new_secrets());
+    }
+
+    #[test]
+    fn new_secrets_only_for_ansible_core_2_22_and_later() {
+        for (version, takes) in [
+            ("2.19.14", false),
+            ("2.21.5", false),
+            ("2.22.0rc1", true),
+            ("2.22.1", true),
+            ("2.100.0", true),
+            ("3.0.0", true),
+            ("devel", false),
+        ] {
+            let text = format!(r#"{{"_ansible_version": "{version}"}}"#);
+            let args = parse_args(text.as_bytes()).unwrap();
+            assert_eq!(args.internal.takes_new_secrets(), takes, "{version}");
+        }
+        assert!(!parse_args(b"{}").unwrap().internal.takes_new_secrets());
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The result JSON: exactly one object on stdout. The controller ignores the exit code when
 //! the JSON parses (ansible-core `_parse_returned_data`), so failure is always
 //! `"failed": true`; secrets are scrubbed here because the controller never does it for a
-//! module's own output.
+//! module's own output. A result may also report the secret values the module handled
+//! (`_ansible_new_secrets`, a list of strings) so that ansible-core 2.22+ masks them in all
+//! of its output, as AnsibleModule does (lib/ansible/module_utils/basic.py,
+//! `_return_formatted`; the controller pops the key in lib/ansible/_internal/_task.py).
 
 use serde_json::{Map, Value};
 
@@ -16,6 +19,7 @@ pub const SCRUBBED: &str = "********";
 #[derive(Debug, Clone, Default)]
 pub struct ModuleResult {
     fields: Map<String, Value>,
+    new_secrets: Vec<String>,
 }
 
 impl ModuleResult {
@@ -74,6 +78,16 @@ impl ModuleResult {
         self.fields.get(key)
     }
 
+    /// Reports secret values to the controller (`_ansible_new_secrets`): only for a
+    /// controller that takes the key (`Internal::takes_new_secrets`), or it warns.
+    pub fn report_secrets<'a>(&mut self, values: impl IntoIterator<Item = &'a String>) {
+        for value in values {
+            if !value.is_empty() && !self.new_secrets.contains(value) {
+                self.new_secrets.push(value.clone());
+            }
+        }
+    }
+
     /// The final JSON text: secrets scrubbed from every string except the invocation,
     /// which already carries placeholders.
     pub fn to_json(&self, secrets: &[String], invocation: Option<Value>) -> String {
@@ -85,8 +99,17 @@ impl ModuleResult {
         // Longest first, so a secret that contains another is replaced whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         let mut out = scrub(Value::Object(self.fields.clone()), &secrets);
-        if let (Some(invocation), Value::Object(map)) = (invocation, &mut out) {
-            map.insert("invocation".into(), scrub(invocation, &secrets));
+        if let Value::Object(map) = &mut out {
+            if let Some(invocation) = invocation {
+                map.insert("invocation".into(), scrub(invocation, &secrets));
+            }
+            // After scrubbing: this list is the one place the values must stay whole.
+            if !self.new_secrets.is_empty() {
+                map.insert(
+                    "_ansible_new_secrets".into(),
+                    self.new_secrets.clone().into(),
+                );
+            }
         }
         out.to_string()
     }
@@ -155,6 +178,18 @@ mod tests {
         );
         assert_eq!(v["invocation"]["module_args"]["user"], "bob");
         assert_eq!(v["failed"], true);
+    }
+
+    #[test]
+    fn reported_secrets_stay_whole_only_in_new_secrets() {
+        let mut r = ModuleResult::success(true, "set hunter2 for bob".into());
+        let secrets = vec!["hunter2".to_string(), String::new(), "hunter2".to_string()];
+        r.report_secrets(&secrets);
+        let v: Value = serde_json::from_str(&r.to_json(&secrets, None)).unwrap();
+        assert_eq!(v["_ansible_new_secrets"], json!(["hunter2"]));
+        assert_eq!(v["msg"], "set ******** for bob");
+        let plain = ModuleResult::success(true, "ok".into()).to_json(&secrets, None);
+        assert!(!plain.contains("_ansible_new_secrets"), "{plain}");
     }
 
     #[test]

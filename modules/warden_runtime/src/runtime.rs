@@ -192,6 +192,13 @@ pub fn execute<M: Module>(argv: &[OsString], secrets: &mut Vec<String>) -> (Stri
         }
     }
     let want_invocation = args.internal.inject_invocation.unwrap_or(true);
+    // Every no_log value is also reported to a controller that masks module-reported
+    // secrets (ansible-core 2.22+): warden_db's passwords, warden_env's secret_values.
+    let report = |result: &mut ModuleResult, secrets: &[String]| {
+        if args.internal.takes_new_secrets() {
+            result.report_secrets(secrets);
+        }
+    };
     let validated = match validate(
         M::NAME,
         &spec,
@@ -201,10 +208,9 @@ pub fn execute<M: Module>(argv: &[OsString], secrets: &mut Vec<String>) -> (Stri
         Ok(v) => v,
         Err(e) => {
             let inv = want_invocation.then(|| invocation(&args.params, &no_log_names));
-            return (
-                ModuleResult::failure(e.to_string(), false).to_json(secrets, inv),
-                false,
-            );
+            let mut result = ModuleResult::failure(e.to_string(), false);
+            report(&mut result, secrets);
+            return (result.to_json(secrets, inv), false);
         }
     };
     secrets.extend(validated.secrets.iter().cloned());
@@ -213,7 +219,8 @@ pub fn execute<M: Module>(argv: &[OsString], secrets: &mut Vec<String>) -> (Stri
     apply_common(&M::spec(), &mut values);
 
     let mut ctx = Context::new(&args.internal);
-    let result = run_plan::<M>(Value::Object(values), &mut ctx);
+    let mut result = run_plan::<M>(Value::Object(values), &mut ctx);
+    report(&mut result, secrets);
     let ok = !matches!(result.get("failed"), Some(Value::Bool(true)));
     (result.to_json(secrets, inv), ok)
 }

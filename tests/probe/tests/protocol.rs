@@ -197,6 +197,41 @@ fn no_log_values_never_leave_the_module() {
 }
 
 #[test]
+fn no_log_values_are_reported_as_new_secrets_to_ansible_core_2_22_only() {
+    let secret = "s3cr3t-canary";
+    for (version, reported) in [("2.19.14", false), ("2.21.5", false), ("2.22.0rc1", true)] {
+        for fail in [false, true] {
+            let reply = run(json!({"name": "x", "password": secret, "fail": fail,
+                                   "_ansible_version": version}));
+            let expected = if reported {
+                json!([secret])
+            } else {
+                Value::Null
+            };
+            assert_eq!(
+                reply.json["_ansible_new_secrets"], expected,
+                "{version} fail={fail}"
+            );
+            let mut rest = reply.json.clone();
+            rest.as_object_mut().unwrap().remove("_ansible_new_secrets");
+            assert!(!rest.to_string().contains(secret), "{version}: {rest}");
+        }
+    }
+    // Bad params fail validation, and the secret is still reported.
+    let reply = run(json!({"name": "x", "password": secret, "count": "many",
+                           "_ansible_version": "2.22.0"}));
+    assert_eq!(reply.json["failed"], true);
+    assert_eq!(reply.json["_ansible_new_secrets"], json!([secret]));
+    // No secret given: no key at all.
+    let reply = run(json!({"name": "x", "_ansible_version": "2.22.0"}));
+    assert!(
+        reply.json.get("_ansible_new_secrets").is_none(),
+        "{}",
+        reply.json
+    );
+}
+
+#[test]
 fn a_panic_is_failed_json_without_a_trace() {
     let reply = run(json!({"name": "x", "panic": true, "password": "pw"}));
     failed_with(
