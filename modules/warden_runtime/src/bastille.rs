@@ -82,7 +82,12 @@ impl std::fmt::Display for Version {
 /// Asks `bastille -v` (stdout or stderr, depending on the version).
 pub fn version(bastille: &Path) -> Result<(Version, String)> {
     let out = Cmd::new(bastille).arg("-v").run()?;
-    let text = format!("{}\n{}", out.stdout, out.stderr);
+    parse_version_output(&format!("{}\n{}", out.stdout, out.stderr))
+}
+
+/// Reads what `bastille -v` printed (stdout and stderr together, as a probe run on the
+/// host returns it): the version on its last non-empty line, and that line.
+pub fn parse_version_output(text: &str) -> Result<(Version, String)> {
     let line = text
         .lines()
         .map(str::trim)
@@ -274,6 +279,21 @@ mod tests {
         assert!(Version::parse("1").is_err());
         assert!(Version(1, 1, 0).forbids_dash_in_vnet_names());
         assert!(!Version(1, 0, 1).forbids_dash_in_vnet_names());
+    }
+
+    #[test]
+    fn version_output_as_a_probe_returns_it() {
+        // 1.4.x prints on stderr: after whatever stdout held; over ssh lines end in \r\n.
+        let (v, line) = parse_version_output("\n1.4.4\r\n\n").unwrap();
+        assert_eq!((v, line.as_str()), (Version(1, 4, 4), "1.4.4"));
+        assert_eq!(
+            parse_version_output("0.14.20250420").unwrap().0,
+            Version(0, 14, 0)
+        );
+        assert!(
+            format!("{:#}", parse_version_output(" \n").unwrap_err()).contains("printed nothing")
+        );
+        assert!(parse_version_output("bastille: not found").is_err());
     }
 
     #[test]
