@@ -15,11 +15,14 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 all: library
 
 ## library: release-build every module into library/ (next to its sidecar docs), plus the
-## per-platform name the warden_binary action plugin looks for (<module>_<system>_<arch>).
+## per-platform name the warden_binary action plugin looks for (<module>_<system>_<arch>);
+## and the controller's warden_layout binary (the warden_agent_layout action plugin runs it
+## on this machine; it never goes to a target) as library/warden_layout_<system>_<arch>.
 HOST_PLATFORM := $(shell uname -s | tr A-Z a-z)_$(shell uname -m)
 library:
-	cargo build --release $(addprefix -p ,$(MODULES))
+	cargo build --release $(addprefix -p ,$(MODULES)) -p warden_layout
 	for m in $(MODULES); do install -m 0755 target/release/$$m library/$$m && ln -sf $$m library/$${m}_$(HOST_PLATFORM); done
+	install -m 0755 target/release/warden_layout library/warden_layout_$(HOST_PLATFORM)
 	bin/platform-docs library
 
 ## venv: the pinned controller tools (ansible-core, ansible-lint, molecule, yamllint, pytest).
@@ -110,3 +113,4 @@ clean:
 	cargo clean
 	rm -rf $(VENV) $(SANDBOX) build
 	for m in $(MODULES); do rm -f library/$$m library/$${m}_*; done
+	rm -f library/warden_layout_*

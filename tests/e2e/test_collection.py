@@ -36,6 +36,9 @@ def test_tarball_carries_every_module_with_docs_and_plugins(tarball):
         assert f"plugins/action/{module}.py" in names
         assert any(n.startswith(f"plugins/modules/{module}_linux_") for n in names), module
     assert {"meta/runtime.yml", "MANIFEST.json", "FILES.json", "plugins/action/warden_binary.py"} <= names
+    # The agent layout: its action plugin and the controller binary it runs.
+    assert "plugins/action/warden_agent_layout.py" in names
+    assert any(n.startswith("controller/warden_layout_linux_") for n in names), sorted(names)
     assert {"plugins/callback/warden_drift.py", "playbooks/agent.yml", "changelogs/fragments/0001-foundation.yml"} <= names
     for role in ROLES:
         assert f"roles/{role}/tasks/main.yml" in names
