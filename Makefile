@@ -10,7 +10,7 @@ SANDBOX := .sandbox
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e molecule lint docs-check collection sizes bench clean
+.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e molecule lint docs-check collection sizes bench bench-norejails clean
 
 all: library
 
@@ -108,6 +108,12 @@ $(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
 bench: library venv $(VENV)/.bench-installed
 	cargo build --release -p warden_probe -p warden_sim
 	WARDEN_SIM_BIN=$(CURDIR)/target/release/freebsd-sim python bench/bench.py
+
+## bench-norejails: only the converged agent.yml re-run without jails against the stock
+## reference (a few minutes) -> bench/results/norejails.json.
+bench-norejails: library venv $(VENV)/.bench-installed
+	cargo build --release -p warden_probe -p warden_sim
+	WARDEN_SIM_BIN=$(CURDIR)/target/release/freebsd-sim python bench/bench.py --only norejails
 
 clean:
 	cargo clean
