@@ -10,17 +10,20 @@ SANDBOX := .sandbox
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e molecule lint docs-check collection sizes bench clean \
+.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e molecule lint docs-check collection sizes bench bench-norejails clean \
 	venv-2.21 e2e-2.21 sanity sanity-2.21 ee changelog
 
 all: library
 
 ## library: release-build every module into library/ (next to its sidecar docs), plus the
-## per-platform name the warden_binary action plugin looks for (<module>_<system>_<arch>).
+## per-platform name the warden_binary action plugin looks for (<module>_<system>_<arch>);
+## and the controller's warden_layout binary (the warden_agent_layout action plugin runs it
+## on this machine; it never goes to a target) as library/warden_layout_<system>_<arch>.
 HOST_PLATFORM := $(shell uname -s | tr A-Z a-z)_$(shell uname -m)
 library:
-	cargo build --release $(addprefix -p ,$(MODULES))
+	cargo build --release $(addprefix -p ,$(MODULES)) -p warden_layout
 	for m in $(MODULES); do install -m 0755 target/release/$$m library/$$m && ln -sf $$m library/$${m}_$(HOST_PLATFORM); done
+	install -m 0755 target/release/warden_layout library/warden_layout_$(HOST_PLATFORM)
 	bin/platform-docs library
 
 ## venv: the pinned controller tools (ansible-core, ansible-lint, molecule, yamllint, pytest).
@@ -146,7 +149,14 @@ ee: collection
 changelog: library venv
 	bin/changelog update
 
+## bench-norejails: only the converged agent.yml re-run without jails against the stock
+## reference (a few minutes) -> bench/results/norejails.json.
+bench-norejails: library venv $(VENV)/.bench-installed
+	cargo build --release -p warden_probe -p warden_sim
+	WARDEN_SIM_BIN=$(CURDIR)/target/release/freebsd-sim python bench/bench.py --only norejails
+
 clean:
 	cargo clean
 	rm -rf $(VENV) $(VENV221) $(SANDBOX) build
 	for m in $(MODULES); do rm -f library/$$m library/$${m}_*; done
+	rm -f library/warden_layout_*

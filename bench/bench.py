@@ -12,13 +12,20 @@ In one run, on simulated hosts (release binaries):
   5. the same over SSH (a loopback sshd of the bench's own): per step, the binary upload
      a cold cache pays, and whole runs, against pipelined Python;
   6. binary sizes.
+Part 3 also times the converged re-run without the jails step (`--skip-tags jails` on both
+sides), where the agent's layout is most of warden's own controller work.
 Writes bench/results/latest.json, latest.md and bench.png; prints the tables and where each
 target stands. Tunables (environment): BENCH_RUNS, BENCH_COPIES, BENCH_ALONE_RUNS,
 BENCH_SSH_RUNS, BENCH_SSH_COPIES, BENCH_FLEET_SIZES, BENCH_FLEET_RUNS.
+
+`python bench/bench.py --only norejails` runs just that re-run without jails against the
+stock reference (a few minutes; BENCH_RUNS runs each, interleaved) and writes
+bench/results/norejails.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -185,15 +192,70 @@ def bench_fleet(path, ws):
     return out
 
 
+NO_JAILS = ("-e", "agent_name=mevy", "--skip-tags", "jails")
+
+
+def bench_no_jails(ours_env, stock_env, runs):
+    """3: the converged re-run without the jails step, warden and stock, interleaved so load
+    from elsewhere on the machine hits both alike."""
+    harness.run_playbook(ours_env, "playbooks/agent.yml", *NO_JAILS)
+    harness.run_playbook(stock_env, "bench/stock/agent.yml", *NO_JAILS)
+    ours, stock = [], []
+    for _ in range(runs):
+        ours.append(harness.run_playbook(ours_env, "playbooks/agent.yml", *NO_JAILS))
+        stock.append(harness.run_playbook(stock_env, "bench/stock/agent.yml", *NO_JAILS))
+    return {"agent_yml_no_jails": harness.summary(ours), "stock_no_jails": harness.summary(stock)}
+
+
+def machine():
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {platform.system()} {os.cpu_count()} cpus, Python {platform.python_version()}",
+        "ansible_core": subprocess.run([harness.BIN / "ansible", "--version"], capture_output=True, text=True).stdout.split("\n")[0],
+    }
+
+
+def only_no_jails():
+    """`--only norejails`: the converged re-run without jails against the stock reference."""
+    path = Path(tempfile.mkdtemp(prefix="wbench", dir="/tmp"))
+    path.chmod(0o755)
+    ws = Workspace(path / "ws")
+    results = {**machine(), "settings": {"runs": RUNS}}
+    ours_box = Sandbox(path / "o", ["sim1"])
+    stock_box = Sandbox(path / "s", ["sim1"])
+    try:
+        ours_env, stock_env = ws.env(ours_box), ws.env(stock_box)
+        log("converging the hosts (agent.yml, bench/stock/agent.yml)")
+        converge(ours_env, "playbooks/agent.yml", "-e", "agent_name=mevy")
+        converge(stock_env, "bench/stock/agent.yml", "-e", "agent_name=mevy")
+        log(f"re-runs without jails, {RUNS} each")
+        results["local"] = {"whole": bench_no_jails(ours_env, stock_env, RUNS)}
+    finally:
+        for box in (ours_box, stock_box):
+            subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], capture_output=True)
+    out_dir = REPO / "bench" / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "norejails.json").write_text(json.dumps(results, indent=2) + "\n")
+    results["targets"] = report.targets(results)
+    (out_dir / "norejails.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(report.no_jails_line(results["local"]["whole"]))
+    for t in results["targets"]:
+        print(f"target: {t['target']}: {t['measured']}× ({t['bound']}): {'met' if t['met'] else 'NOT met'}")
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["norejails"], help="run one part of the benchmark only")
+    if parser.parse_args().only == "norejails":
+        only_no_jails()
+        return
     path = Path(tempfile.mkdtemp(prefix="wbench", dir="/tmp"))
     path.chmod(0o755)  # the sandboxes' PostgreSQL runs as another user when run as root
     ws = Workspace(path / "ws")
     forks = subprocess.run([harness.BIN / "ansible-config", "dump", "--only-changed"], cwd=REPO, capture_output=True, text=True).stdout
     results = {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()} {platform.system()} {os.cpu_count()} cpus, Python {platform.python_version()}",
-        "ansible_core": subprocess.run([harness.BIN / "ansible", "--version"], capture_output=True, text=True).stdout.split("\n")[0],
+        **machine(),
         "settings": {"runs": RUNS, "copies": COPIES, "ssh_runs": SSH_RUNS, "ssh_copies": SSH_COPIES,
                      "forks": next((line.split("=")[-1].strip() for line in forks.splitlines() if line.startswith("DEFAULT_FORKS")), "5")},
     }
@@ -219,6 +281,7 @@ def main():
             "agent_yml": harness.whole_run(ours_env, "playbooks/agent.yml", RUNS, "-e", "agent_name=mevy"),
             "agent_yml_plain": harness.whole_run(ours_env, "playbooks/agent.yml", RUNS, "-e", "agent_name=mevy", *plain),
             "stock": harness.whole_run(stock_env, "bench/stock/agent.yml", RUNS, "-e", "agent_name=mevy"),
+            **bench_no_jails(ours_env, stock_env, RUNS),
         }
 
         log("5. over SSH (loopback sshd)")

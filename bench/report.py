@@ -21,7 +21,7 @@ def targets(r):
     for where, label in (("local", "local"), ("ssh", "SSH")):
         if where not in r:
             continue
-        steps, floors = r[where]["steps"], r[where]["floors"]
+        steps, floors = r[where].get("steps", {}), r[where].get("floors", {})
         for step, s in steps.items():
             module = MODULES[step]
             add(f"{module} task vs trivial binary, action plugin, {label}", med(s["module"]) / med(floors["binary"]), "<= 1.3",
@@ -37,6 +37,9 @@ def targets(r):
         if "stock" in whole and where == "local":
             ratio = med(whole["stock"]) / med(whole["agent_yml"])
             add("agent.yml idempotent re-run vs stock reference, local", ratio, ">= 4", ratio >= 4)
+        if "stock_no_jails" in whole and where == "local":
+            ratio = med(whole["stock_no_jails"]) / med(whole["agent_yml_no_jails"])
+            add("agent.yml idempotent re-run without jails vs stock reference, local", ratio, ">= 6", ratio >= 6)
     fleet = r.get("fleet", {})
     if "10" in fleet and "50" in fleet:
         ratio = fleet["50"]["per_host_ms"] / fleet["10"]["per_host_ms"]
@@ -49,6 +52,13 @@ def targets(r):
 
 def _ms(entry):
     return f"{med(entry):.1f} ms ({entry['min_ms']:.0f}–{entry['max_ms']:.0f})"
+
+
+def no_jails_line(whole):
+    """The converged re-run without the jails step, both sides and the ratio."""
+    ours, stock = whole["agent_yml_no_jails"], whole["stock_no_jails"]
+    return (f"Converged re-run without jails (`--skip-tags jails`): `agent.yml` {_ms(ours)}; stock reference "
+            f"{_ms(stock)}: {med(stock) / med(ours):.1f}× faster.")
 
 
 def markdown(r):
@@ -83,6 +93,8 @@ def markdown(r):
             lines += ["", f"Whole idempotent re-run ({title}): `agent.yml` {_ms(whole['agent_yml'])}"
                       + (f", plain path {_ms(whole['agent_yml_plain'])}" if "agent_yml_plain" in whole else "")
                       + f"; stock reference {_ms(whole['stock'])}: {med(whole['stock']) / med(whole['agent_yml']):.1f}× faster.", ""]
+            if "stock_no_jails" in whole:
+                lines += [no_jails_line(whole), ""]
         if "upload" in d:
             lines += ["| module | size | first task on a host (upload) | cached task | upload |", "|---|---|---|---|---|"]
             for module, u in d["upload"].items():

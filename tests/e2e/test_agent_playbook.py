@@ -67,7 +67,7 @@ def test_bad_settings_fail_before_any_change(sandbox):
     for agents, name, needle in [
         ({"Bad-Name": {"subnet_base": "10.0.2"}}, "Bad-Name", "must start with a lower-case letter"),
         ({"ok": {"subnet_base": "10.0.300"}}, "ok", "must be the first three octets"),
-        ({"ok": {"subnet_base": "8.8.8"}}, "ok", "is not a private range"),
+        ({"ok": {"subnet_base": "8.8.8"}}, "ok", "is not in a private range"),
         ({"ok": {"subnet_base": "10.0.2", "system_locale": "sl_SI.ISO8859-2"}}, "ok", "legacy encodings"),
     ]:
         extra = json.dumps({"warden_agents": agents, "agent_name": name})

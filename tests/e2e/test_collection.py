@@ -43,6 +43,9 @@ def test_tarball_carries_every_module_with_docs_and_plugins(tarball):
     assert not [n for n in names if n.startswith("plugins/modules/") and not n.endswith(".py") and n != "plugins/modules"]
     assert "plugins/action/warden_binary.py" not in names  # an action plugin must have a module of its name
     assert {"meta/runtime.yml", "MANIFEST.json", "FILES.json", "plugins/plugin_utils/warden_binary.py"} <= names
+    # The agent layout: its action plugin and the controller binary it runs.
+    assert "plugins/action/warden_agent_layout.py" in names
+    assert any(n.startswith("controller/warden_layout_linux_") for n in names), sorted(names)
     assert {"plugins/callback/warden_drift.py", "playbooks/agent.yml", "changelogs/fragments/0001-foundation.yml"} <= names
     assert {"meta/execution-environment.yml", "meta/ee-requirements.txt", "meta/ee-bindep.txt"} <= names
     assert {"CHANGELOG.md", "changelogs/changelog.yaml", "changelogs/config.yaml", "tests/sanity/ignore-2.19.txt"} <= names

@@ -111,6 +111,12 @@ def test_a_shared_llm_jail_replaces_the_agents_own(sandbox):
     assert rc == 0, out
     assert "mevyollama" not in sandbox.tool("jls", "name").stdout.split()
     assert "Check the shared LLM jail runs" in out
+    # The layout points the LLM kinds at the shared jail, .env included.
+    env = (sandbox.root() / "home" / ".env").read_text()
+    assert "WARDEN_OLLAMA_IP=10.0.9.4\n" in env and "OLLAMA_JAIL_NAME=sharedllm\n" in env, env
+    assert "WARDEN_LLAMA_CPP_IP=10.0.9.4\n" in env and "WARDEN_GIT_IP=10.0.1.2\n" in env, env
+    rc, out, recap = sandbox.playbook(*mevy_with(sandbox, jails={"ollama": True}, shared_llm_jail="sharedllm"))
+    assert rc == 0 and recap["sim1"]["changed"] == 0, out
     assert_reboot_keeps_state(sandbox)
 
 

@@ -20,6 +20,7 @@ use anyhow::{anyhow, bail, Result};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
+use warden_layout::rules;
 use warden_runtime::bastille::{self, JailConfig, JailPaths, JailRcConf, JailRcEdit, Version};
 use warden_runtime::ipv4;
 use warden_runtime::netconf::{self, Part};
@@ -147,8 +148,8 @@ fn validate(p: &Params) -> Result<Want> {
                 if let Err(e) = ipv4::check_host_address(&net) {
                     problems.push(e.to_string());
                 }
-                if !p.allow_public && !ipv4::is_private(&net) {
-                    problems.push(format!("{net} is not in a private range (10/8, 172.16/12, 192.168/16); set allow_public: true to use it anyway"));
+                if let Err(problem) = rules::check_private(net, &net, p.allow_public) {
+                    problems.push(problem);
                 }
                 ip = Some(net);
             }

@@ -36,6 +36,7 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 use serde_json::json;
 
+use warden_layout::rules;
 use warden_runtime::ifconfig::{self, Interface};
 use warden_runtime::ipv4;
 use warden_runtime::netconf::{self, Part, Persisted, Slot};
@@ -135,10 +136,8 @@ fn parse_request(params: &Params) -> Result<Vec<Ipv4Net>> {
         if let Err(e) = ipv4::check_host_address(&net) {
             problems.push(e.to_string());
         }
-        if !params.allow_public && !ipv4::is_private(&net) {
-            problems.push(format!(
-                "{net} is not in a private range (10/8, 172.16/12, 192.168/16); set allow_public: true to use it anyway"
-            ));
+        if let Err(problem) = rules::check_private(net, &net, params.allow_public) {
+            problems.push(problem);
         }
         if requested.contains(&net) {
             continue;

@@ -28,6 +28,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
+use warden_layout::rules;
 use warden_runtime::fs::{self as wfs, FileState};
 use warden_runtime::ifconfig;
 use warden_runtime::ipv4;
@@ -130,11 +131,10 @@ fn validate(params: &Params) -> Result<Vec<Ipv4Net>> {
                 "{net} is not a subnet (network address); did you mean {}?",
                 net.trunc()
             )),
-            Ok(net) if !params.allow_public && !ipv4::is_private(&net) => problems.push(format!(
-                "{net} is not in a private range (10/8, 172.16/12, 192.168/16); set allow_public: true to use it anyway"
-            )),
             Ok(net) => {
-                if !subnets.contains(&net) {
+                if let Err(problem) = rules::check_private(net, &net, params.allow_public) {
+                    problems.push(problem);
+                } else if !subnets.contains(&net) {
                     subnets.push(net);
                 }
             }

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 
+use warden_layout::rules;
 use warden_runtime::shell::is_identifier;
 
 use crate::Params;
@@ -123,12 +124,8 @@ pub fn validate(p: &Params) -> Result<()> {
         ("display_locale", &p.display_locale),
         ("assistant_locale", &p.assistant_locale),
     ] {
-        if let Some(tag) = tag {
-            if !is_language_tag(tag) {
-                problems.push(format!(
-                    "{label} {tag:?} must be a BCP 47 language tag such as sl-SI or de-DE"
-                ));
-            }
+        if let Some(Err(problem)) = tag.as_deref().map(|t| rules::check_language_tag(label, t)) {
+            problems.push(problem);
         }
     }
     if problems.is_empty() {
@@ -169,41 +166,10 @@ fn is_user_name(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
 }
 
-/// `sl-SI`, `de-DE`, `zh-Hans-CN`.
-fn is_language_tag(s: &str) -> bool {
-    let mut parts = s.split('-');
-    let Some(language) = parts.next() else {
-        return false;
-    };
-    (2..=3).contains(&language.len())
-        && language.bytes().all(|b| b.is_ascii_lowercase())
-        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
-/// The agent's system locale must be a UTF-8 locale spelled the FreeBSD way
-/// (`xx_YY.UTF-8`, or `C.UTF-8`), and installed when the locale directory is there.
+/// The agent's system locale must be a UTF-8 locale spelled the FreeBSD way (the layout's
+/// rule), and installed when the locale directory is there.
 pub fn system_locale(locale: &str, locale_dir: &Path) -> Result<()> {
-    let (base, encoding) = locale.split_once('.').unwrap_or((locale, ""));
-    let base_ok = base == "C" || {
-        let (lang, country) = base.split_once('_').unwrap_or(("", ""));
-        (2..=3).contains(&lang.len())
-            && lang.bytes().all(|b| b.is_ascii_lowercase())
-            && country.len() == 2
-            && country.bytes().all(|b| b.is_ascii_uppercase())
-    };
-    if !base_ok {
-        bail!("system_locale {locale:?} is not a locale name such as sl_SI.UTF-8");
-    }
-    if encoding.eq_ignore_ascii_case("utf8")
-        || (encoding.eq_ignore_ascii_case("utf-8") && encoding != "UTF-8")
-    {
-        bail!(
-            "system_locale {locale:?} is not a FreeBSD locale name; FreeBSD spells it {base}.UTF-8"
-        );
-    }
-    if encoding != "UTF-8" {
-        bail!("system_locale must be a UTF-8 locale such as {base}.UTF-8 (legacy encodings are not supported): got {locale:?}");
-    }
+    rules::check_system_locale(locale).map_err(|problem| anyhow!(problem))?;
     if locale_dir.is_dir() && !locale_dir.join(locale).is_dir() {
         bail!(
             "system_locale {locale} is not installed on this host (no {})",
@@ -243,13 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn language_tags_and_users() {
-        for ok in ["sl-SI", "de-DE", "zh-Hans-CN", "en"] {
-            assert!(is_language_tag(ok), "{ok}");
-        }
-        for bad in ["sl_SI", "SL-si", "", "s", "sl-", "sl-SI.UTF-8"] {
-            assert!(!is_language_tag(bad), "{bad}");
-        }
+    fn users() {
         assert!(is_user_name("mevy"));
         assert!(is_user_name("_pg.agent-1"));
         assert!(!is_user_name("Mevy"));

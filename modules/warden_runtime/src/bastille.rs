@@ -133,6 +133,12 @@ pub fn version(bastille: &Path) -> Result<(Version, String)> {
         // reads an empty answer and exits 0 having done nothing.
         bail!("Bastille is not configured (no bastille.conf): it asked on the terminal whether to create one; run `bastille setup` first");
     }
+    parse_version_output(&text)
+}
+
+/// Reads what `bastille -v` printed (stdout and stderr together, as a probe run on the
+/// host returns it): the version on its last non-empty line, and that line.
+pub fn parse_version_output(text: &str) -> Result<(Version, String)> {
     let line = text
         .lines()
         .map(str::trim)
@@ -625,6 +631,21 @@ mod tests {
         assert_eq!(Version(0, 13, 0).boot_file(), None);
         assert!(Version(0, 13, 0).stop_of_stopped_fails());
         assert!(!Version(0, 14, 0).stop_of_stopped_fails());
+    }
+
+    #[test]
+    fn version_output_as_a_probe_returns_it() {
+        // 1.4.x prints on stderr: after whatever stdout held; over ssh lines end in \r\n.
+        let (v, line) = parse_version_output("\n1.4.4\r\n\n").unwrap();
+        assert_eq!((v, line.as_str()), (Version(1, 4, 4), "1.4.4"));
+        assert_eq!(
+            parse_version_output("0.14.20250420").unwrap().0,
+            Version(0, 14, 0)
+        );
+        assert!(
+            format!("{:#}", parse_version_output(" \n").unwrap_err()).contains("printed nothing")
+        );
+        assert!(parse_version_output("bastille: not found").is_err());
     }
 
     #[test]
