@@ -99,6 +99,7 @@ pub const PATHS: &[(&str, &str)] = &[
     ("pf_conf", "/etc/pf.conf"),
     ("pf_include", "/etc/pf.warden.conf"),
     ("bastille_prefix", "/usr/local/bastille"),
+    ("bastille_conf", "/usr/local/etc/bastille/bastille.conf"),
     ("lock_file", "/var/run/warden.lock"),
 ];
 

@@ -105,6 +105,7 @@ fn derives_the_guides_layout_with_every_key_the_roles_read() {
             "locale_dir": "/sim/usr/share/locale", "pf_conf": "/sim/etc/pf.conf", "pf_include": "/sim/etc/pf.warden.conf",
             "bastille_prefix": "/sim/usr/local/bastille", "lock_file": "/sim/var/run/warden.lock",
             "rc_conf_local": "/sim/etc/rc.conf.local",
+            "bastille_conf": "/sim/usr/local/etc/bastille/bastille.conf",
             "rc_conf_d": ["/sim/etc/rc.conf.d", "/sim/usr/local/etc/rc.conf.d"],
         },
     });
