@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::json;
 
-use crate::{bastille, ifconfig, init, pfctl, service, sysctl, sysrc};
+use crate::{bastille, ifconfig, init, pfctl, service, sysctl, sysrc, vm};
 
 /// What a simulated tool printed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -84,6 +84,8 @@ pub fn main(argv: &[String]) -> i32 {
             "bastille" => bastille::run(&root, args),
             "jls" => bastille::jls(&root, args),
             "pkg" => bastille::host_pkg(args),
+            "vm" => vm::run(&root, args),
+            "makefs" => vm::makefs(args),
             other => Out::err(
                 SIM_FAILURE,
                 format!("freebsd-sim: no simulated tool named `{other}`\n"),

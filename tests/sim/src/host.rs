@@ -32,7 +32,7 @@ impl Call {
 
     /// True for invocations that can change the host. Read-only forms: `ifconfig` listing
     /// and status, `sysrc` queries and `-c` checks, `service … status|onestatus|enabled`,
-    /// `service -e|-l`, `pfctl -s …` and `pfctl -n …`, `sysctl` reads.
+    /// `service -e|-l`, `pfctl -s …` and `pfctl -n …`, `sysctl` reads, `vm version|list|img|iso`.
     pub fn mutates(&self) -> bool {
         let args: Vec<&str> = self.argv.iter().map(String::as_str).collect();
         match self.tool.as_str() {
@@ -89,6 +89,15 @@ impl Call {
             "service" => !matches!(
                 args.as_slice(),
                 ["-e"] | ["-l"] | [_, "status" | "onestatus" | "enabled" | "rcvar" | "describe"]
+            ),
+            // vm-bhyve: listings and the version only read.
+            "vm" => !matches!(
+                args.as_slice(),
+                ["version"]
+                    | ["list", ..]
+                    | ["datastore" | "switch", "list"]
+                    | ["img" | "iso"]
+                    | ["info", ..]
             ),
             _ => true,
         }
