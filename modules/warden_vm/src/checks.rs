@@ -73,6 +73,9 @@ pub struct Settings {
     pub switch: Option<String>,
     pub datastore: String,
     pub tags: Option<Vec<String>>,
+    /// More `<name>.conf` keys (vm-bhyve's own, or the operator's: vm-bhyve ignores keys it
+    /// does not read), sorted.
+    pub config: Vec<(String, String)>,
     pub seed: Option<Seed>,
     pub restart: bool,
     pub wait_timeout: Duration,
@@ -97,6 +100,7 @@ impl Settings {
             switch: None,
             datastore: "default".into(),
             tags: None,
+            config: Vec::new(),
             seed: None,
             restart: false,
             wait_timeout: Duration::from_secs(120),
@@ -128,6 +132,17 @@ pub fn duration(label: &str, text: &str) -> std::result::Result<Duration, String
             "{label} {text:?} is not a duration: give seconds (e.g. 120) or a number with s, m or h, between 1s and 24h"
         )),
     }
+}
+
+/// Conf keys other options own (or `vm create` writes).
+const OWNED_KEYS: [&str; 4] = ["cpu", "memory", "tags", "uuid"];
+
+/// `config::load` keeps lines starting with `[a-z]`; keys are sh-style names.
+fn conf_key_ok(key: &str) -> bool {
+    key.starts_with(|c: char| c.is_ascii_lowercase())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn user_ok(user: &str) -> bool {
@@ -291,9 +306,27 @@ pub fn settings(p: &Params) -> Result<Settings> {
                 problems.push(format!("tag {t:?} is not a vm-bhyve tag (util::check_name: 2+ letters, digits, '.', '-', '_')"));
             }
         }
-        let mut unique = tags.clone();
-        unique.dedup();
+        let mut unique: Vec<String> = Vec::new();
+        for t in tags {
+            if !unique.contains(t) {
+                unique.push(t.clone());
+            }
+        }
         s.tags = Some(unique);
+    }
+    for (key, value) in p.config.iter().flatten() {
+        let owned = OWNED_KEYS.contains(&key.as_str())
+            || (key.starts_with("disk") && key.contains('_'))
+            || key.starts_with("network0_");
+        if !conf_key_ok(key) {
+            problems.push(format!("config key {key:?} is not a vm-bhyve config key (lower-case letters, digits and '_', starting with a letter)"));
+        } else if owned {
+            problems.push(format!("config key {key} is set by the module's own options or by vm create; use cpus, memory, switch or tags"));
+        } else if !conf_value_ok(value) {
+            problems.push(format!("config value of {key} holds '\"', '#' or a line break, which vm-bhyve's config::load cannot read back"));
+        } else {
+            s.config.push((key.clone(), value.clone()));
+        }
     }
     s.seed = seed(p, &mut problems);
     finish(problems, s)
@@ -524,6 +557,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("with a prefix"), "{err}");
+    }
+
+    #[test]
+    fn config_keys() {
+        let s = settings(&params(
+            json!({"config": {"warden_agent": "agent07", "graphics": "no"}}),
+        ))
+        .unwrap();
+        assert_eq!(
+            s.config,
+            [
+                ("graphics".to_string(), "no".to_string()),
+                ("warden_agent".into(), "agent07".into())
+            ]
+        );
+        let err = settings(&params(
+            json!({"config": {"cpu": "4", "Bad": "x", "disk0_size": "1G", "note": "a#b"}}),
+        ))
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "config key cpu is set",
+            "config key \"Bad\"",
+            "config key disk0_size is set",
+            "config value of note",
+        ] {
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
     }
 
     #[test]

@@ -298,6 +298,11 @@ fn plan_create(settings: &Settings, observed: &Observed, wanted: State, out: &mu
     if let Some(tags) = settings.tags.as_ref().filter(|t| !t.is_empty()) {
         set.push(("tags".to_string(), tags.join(" ")));
     }
+    for (k, v) in &settings.config {
+        if observed.template.as_ref().and_then(|t| t.get(k)).as_deref() != Some(v.as_str()) {
+            set.push((k.clone(), v.clone()));
+        }
+    }
     if !set.is_empty() {
         out.actions.push(Action::EditConf {
             set,
@@ -356,7 +361,11 @@ fn plan_existing(settings: &Settings, guest: &Guest, wanted: State, out: &mut Vm
         ("memory", settings.memory.clone()),
         ("network0_switch", settings.switch.clone()),
     ];
-    for (key, value) in wanted_values {
+    let extra = settings
+        .config
+        .iter()
+        .map(|(k, v)| (k.as_str(), Some(v.clone())));
+    for (key, value) in wanted_values.into_iter().chain(extra) {
         if let Some(v) = value {
             if conf.get(key).as_deref() != Some(v.as_str()) {
                 conf.set(key, &v);
