@@ -914,6 +914,35 @@ mod tests {
     }
 
     #[test]
+    fn config_keys_are_set_on_a_new_guest_and_edited_on_an_existing_one() {
+        let mut s = Settings::new("vm01", State::Present);
+        s.config = vec![("warden_agent".into(), "agent01".into())];
+        let p = plan(&s, &host("1.7.5")).unwrap();
+        assert_eq!(
+            p.actions[1],
+            Action::EditConf {
+                set: vec![("warden_agent".into(), "agent01".into())],
+                previous: None
+            }
+        );
+        let o = with_guest(
+            host("1.7.5"),
+            &format!("{TEMPLATE}warden_agent=\"agent01\"\n"),
+            VmState::Stopped,
+            None,
+        );
+        assert!(!plan(&s, &o).unwrap().changed());
+        s.config = vec![("warden_agent".into(), "agent02".into())];
+        let p = plan(&s, &o).unwrap();
+        assert_eq!(kinds(&p), ["edit"]);
+        assert!(
+            p.diffs[0].after.contains("warden_agent=\"agent02\""),
+            "{:?}",
+            p.diffs
+        );
+    }
+
+    #[test]
     fn timeouts_are_durations() {
         let s = Settings::new("vm01", State::Running);
         assert_eq!(s.wait_timeout, Duration::from_secs(120));
