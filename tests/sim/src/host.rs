@@ -277,6 +277,7 @@ impl SimHost {
 
 impl Drop for SimHost {
     fn drop(&mut self) {
+        crate::vm::kill_guests(&self.root);
         let mut sockets = Vec::new();
         find_sockets(&self.root, &mut sockets);
         for socket in sockets {

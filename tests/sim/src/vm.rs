@@ -1926,6 +1926,28 @@ fn netif(groot: &Path, mac: &str) -> Result<Option<Ipv4Addr>> {
     Ok(inet.map(|i| i.addr))
 }
 
+/// Ends every running guest of a simulated bhyve host (its `vm _run` processes), for tests
+/// tearing the host down.
+pub fn kill_guests(root: &Path) {
+    let Ok(entries) = fs::read_dir(root.join("sim/vm")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.path().extension().is_some_and(|x| x == "pid") {
+            let pid = read(&e.path())
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<i32>().ok());
+            if let Some(pid) = pid {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+    }
+}
+
 /// Powering a guest off ends its processes: the tmux servers of agents inside it.
 fn kill_guest_tmux(groot: &Path) {
     let mut sockets = Vec::new();
