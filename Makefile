@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # Module binaries built into library/ (each is a workspace package of the same name).
-MODULES := warden_rcd warden_bridge_alias warden_pf_net bastille_jail warden_db warden_env
+MODULES := warden_rcd warden_bridge_alias warden_pf_net bastille_jail warden_db warden_env warden_vm
 SIM := target/debug/freebsd-sim
 SANDBOX := .sandbox
 export PATH := $(BIN):$(PATH)

@@ -18,6 +18,10 @@ if [ -d "$dir" ]; then
 			"$tmux" -S "$socket" kill-server 2>/dev/null || true
 		done
 	fi
+	# the simulated bhyve guests' processes (tests/sim/src/vm.rs `vm _run`)
+	find "$dir" -path '*/sim/vm/*.pid' 2>/dev/null | while read -r pidfile; do
+		kill "$(cut -d' ' -f1 "$pidfile")" 2>/dev/null || true
+	done
 	rm -rf "$dir"
 fi
 [ $# -gt 0 ] || exit 0

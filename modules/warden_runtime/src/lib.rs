@@ -28,6 +28,7 @@ pub mod shell;
 pub mod spec;
 pub mod sysctl;
 pub mod sysrc;
+pub mod vm_bhyve;
 
 pub use exec::{find_tool, Cmd};
 pub use plan::{Diff, Plan};

@@ -10,7 +10,7 @@ use ipnet::Ipv4Net;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use warden_runtime::rcconf::{RcConf, RcValue};
-use warden_runtime::{args, bastille, ifconfig, ipv4, netconf, pfctl, shell};
+use warden_runtime::{args, bastille, ifconfig, ipv4, netconf, pfctl, shell, vm_bhyve};
 
 fn config() -> ProptestConfig {
     // Bounded so `make test` stays quick; raise PROPTEST_CASES to fuzz longer.
@@ -254,6 +254,66 @@ proptest! {
 }
 
 // sh(1) round trip: spawns a shell per case, so fewer cases.
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn vm_bhyve_readers_never_panic(text in texty(&["NAME", "DATASTORE", "STATE", "TAGS", "  ", "Running (", "12)", "Stopped",
+        "\n", "cpu=", "\"2\"", "#", "addresses:", " [10.0.0.1/24]", "    ", "- ", ": initialising", "[cpu: ", "]", "vm-bhyve v1.7"])) {
+        let _ = vm_bhyve::parse_list(&text);
+        let _ = vm_bhyve::Version::parse(&text);
+        let _ = vm_bhyve::network_config_address(&text);
+        let _ = vm_bhyve::last_started_with(&text);
+        let _ = vm_bhyve::start_failure(&text);
+        let _ = vm_bhyve::parse_file_list(&text);
+        let conf = vm_bhyve::VmConf::parse(&text);
+        let _ = (conf.get("cpu"), conf.entries());
+    }
+
+    /// What the simulator's column(1) prints, the runtime's reader reads back cell for cell.
+    #[test]
+    fn vm_list_tables_read_back_by_their_header(
+        rows in proptest::collection::vec(
+            ("[a-z0-9][a-z0-9.-]{0,10}[a-z0-9]", "[a-z]{1,8}", 1u32..64, "[0-9]{1,4}[MG]",
+             prop_oneof![Just("No".to_string()), (1u32..9).prop_map(|n| format!("Yes [{n}]"))],
+             prop_oneof![(1u32..99999).prop_map(|p| format!("Running ({p})")), Just("Stopped".to_string()),
+                         Just("Suspended".to_string()), "[a-z]{1,6}".prop_map(|h| format!("Locked ({h})"))],
+             proptest::collection::vec("[a-z]{2,6}", 0..3)),
+            0..8),
+        tags in any::<bool>(),
+    ) {
+        let mut table = vec![if tags { "NAME^DATASTORE^LOADER^CPU^MEMORY^VNC^AUTO^STATE^TAGS" } else { "NAME^DATASTORE^LOADER^CPU^MEMORY^VNC^AUTO^STATE" }.to_string()];
+        for (name, ds, cpu, mem, auto, state, t) in &rows {
+            let mut row = format!("{name}^{ds}^bhyveload^{cpu}^{mem}^-^{auto}^{state}");
+            if tags {
+                row.push('^');
+                row.push_str(&if t.is_empty() { "-".to_string() } else { t.join(",") });
+            }
+            table.push(row);
+        }
+        let read = vm_bhyve::parse_list(&warden_sim::vm::column(&table)).unwrap();
+        prop_assert_eq!(read.len(), rows.len());
+        for (got, (name, ds, cpu, mem, auto, state, t)) in read.iter().zip(&rows) {
+            prop_assert_eq!(&got.name, name);
+            prop_assert_eq!(&got.datastore, ds);
+            prop_assert_eq!(&got.cpu, &cpu.to_string());
+            prop_assert_eq!(&got.memory, mem);
+            prop_assert_eq!(&got.auto, auto);
+            prop_assert_eq!(got.state.to_string(), state.clone());
+            prop_assert_eq!(&got.tags, &if tags { t.clone() } else { Vec::new() });
+        }
+    }
+
+    #[test]
+    fn vm_conf_edits_read_back(key in "[a-z][a-z0-9_]{0,10}", value in "[A-Za-z0-9 ._/-]{0,16}", noise in texty(&["cpu=1\n", "# x\n", "memory=\"2G\"\n", "\n"])) {
+        let mut conf = vm_bhyve::VmConf::parse(&noise);
+        conf.set(&key, &value);
+        prop_assert_eq!(conf.get(&key), Some(value.clone()));
+        conf.remove(&key);
+        prop_assert_eq!(conf.get(&key), None);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..config() })]
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::json;
 
-use crate::{bastille, boot, ifconfig, init, kld, pfctl, service, sysctl, sysrc};
+use crate::{bastille, boot, ifconfig, init, kld, pfctl, service, sysctl, sysrc, vm};
 
 /// What a simulated tool printed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -102,6 +102,8 @@ pub fn run_tool(root: &Path, tool: &str, args: &[String]) -> Out {
         "pkg" => bastille::host_pkg(args),
         "kldstat" => kld::kldstat(root, args),
         "kldload" => kld::kldload(root, args),
+        "vm" => vm::run(root, args),
+        "makefs" => vm::makefs(args),
         other => Out::err(
             SIM_FAILURE,
             format!("freebsd-sim: no simulated tool named `{other}`\n"),

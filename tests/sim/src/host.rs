@@ -32,7 +32,8 @@ impl Call {
 
     /// True for invocations that can change the host. Read-only forms: `ifconfig` listing
     /// and status, `sysrc` queries and `-c` checks, `service … status|onestatus|enabled`,
-    /// `service -e|-l`, `pfctl -s …` and `pfctl -n …`, `sysctl` reads, `kldstat`.
+    /// `service -e|-l`, `pfctl -s …` and `pfctl -n …`, `sysctl` reads, `kldstat`,
+    /// `vm version|list|img|iso`.
     pub fn mutates(&self) -> bool {
         let args: Vec<&str> = self.argv.iter().map(String::as_str).collect();
         match self.tool.as_str() {
@@ -102,6 +103,15 @@ impl Call {
                     [_, _, "status" | "onestatus"] | [_, "query", ..] | [_, "info", ..]
                 )
             }
+            // vm-bhyve: listings and the version only read.
+            "vm" => !matches!(
+                args.as_slice(),
+                ["version"]
+                    | ["list", ..]
+                    | ["datastore" | "switch", "list"]
+                    | ["img" | "iso"]
+                    | ["info", ..]
+            ),
             _ => true,
         }
     }
@@ -321,6 +331,7 @@ impl SimHost {
 
 impl Drop for SimHost {
     fn drop(&mut self) {
+        crate::vm::kill_guests(&self.root);
         let mut sockets = Vec::new();
         find_sockets(&self.root, &mut sockets);
         for socket in sockets {

@@ -1,5 +1,5 @@
 //! A simulated FreeBSD host for warden's tests: fake `ifconfig`, `sysrc`, `service`, `pfctl`,
-//! `sysctl`, `bastille`, `jls`, `pkg`, `kldstat` and `kldload`
+//! `sysctl`, `bastille`, `jls`, `jexec`, `pkg`, `kldstat`, `kldload`, vm-bhyve's `vm` and `makefs`
 //! (one multi-call binary, `freebsd-sim`) whose state lives under one directory per host,
 //! named by `$WARDEN_SIM_ROOT`, plus [`host::SimHost`] to drive it from tests.
 //!
@@ -17,9 +17,11 @@ pub mod pfctl;
 pub mod service;
 pub mod sysctl;
 pub mod sysrc;
+pub mod vm;
+pub mod yaml;
 
 /// The tools the simulator answers to (the basenames of its links).
-pub const TOOLS: [&str; 11] = [
+pub const TOOLS: [&str; 13] = [
     "ifconfig", "sysrc", "service", "pfctl", "sysctl", "bastille", "jls", "jexec", "pkg",
-    "kldstat", "kldload",
+    "kldstat", "kldload", "vm", "makefs",
 ];

@@ -1,0 +1,3 @@
+fn main() {
+    warden_runtime::run::<warden_vm::WardenVm>()
+}

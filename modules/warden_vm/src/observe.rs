@@ -1,0 +1,208 @@
+//! Reads the bhyve host once, through the runtime: `vm version`, rc.conf's `vm_dir` (and
+//! `mount` for a `zfs:` one), `.config/system.conf` (datastores, switches), the template, the
+//! guest's `<name>.conf`, its seed files and log, its row of `vm list`, and — only when a new
+//! guest needs one — the image listing (`vm img` / `vm iso`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use warden_runtime::fs::{self as wfs, FileState};
+use warden_runtime::rcconf::RcConf;
+use warden_runtime::vm_bhyve::{self, Datastore, GuestPaths, Version, VmConf, VmState};
+use warden_runtime::{find_tool, Cmd};
+
+use crate::{Settings, State};
+
+/// The tools the plan's steps run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tools {
+    pub vm: PathBuf,
+    pub makefs: PathBuf,
+}
+
+/// The guest as vm-bhyve's files and `vm list` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guest {
+    pub paths: GuestPaths,
+    pub conf_file: FileState,
+    pub conf: VmConf,
+    pub state: VmState,
+    /// cpu and memory of the last start (`vm-bhyve.log`).
+    pub started_with: Option<(String, String)>,
+    pub network_config: Option<String>,
+    pub user_data: Option<String>,
+    pub seed_iso: bool,
+}
+
+/// Everything the planner may know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub tools: Tools,
+    pub version: Version,
+    pub vm_dir: PathBuf,
+    pub datastores: Vec<Datastore>,
+    pub switches: Vec<String>,
+    /// The template's conf; `None` when `.templates/<template>.conf` is missing.
+    pub template: Option<VmConf>,
+    /// Files `vm img` (or `vm iso`) lists, when a new guest needs an image.
+    pub images: Vec<String>,
+    /// Why the image listing failed (e.g. qemu-img is missing).
+    pub images_error: Option<String>,
+    pub guest: Option<Guest>,
+}
+
+fn text_of(state: &Option<FileState>) -> Option<String> {
+    state
+        .as_ref()
+        .map(|s| String::from_utf8_lossy(&s.content).into_owned())
+}
+
+/// The host's `vm_dir`: the param, else rc.conf's (a `zfs:pool/ds` spec is its mountpoint).
+fn vm_dir(settings: &Settings) -> Result<PathBuf> {
+    if let Some(dir) = &settings.vm_dir {
+        return Ok(dir.clone());
+    }
+    let rc = RcConf::read(&settings.rc_conf)?;
+    let value = rc
+        .get("vm_dir")
+        .and_then(|v| v.literal().map(str::to_string))
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            anyhow!(
+                "vm_dir is not set in {} (vm-bhyve is not set up: sysrc vm_enable=YES vm_dir=…, then vm init), and no vm_dir was given",
+                settings.rc_conf.display()
+            )
+        })?;
+    match value.strip_prefix("zfs:") {
+        Some(dataset) => {
+            let out = vm_bhyve::mount_cmd(&find_tool("mount")?).run()?;
+            vm_bhyve::zfs_mountpoint(&out.stdout, dataset)
+                .map(PathBuf::from)
+                .ok_or_else(|| anyhow!("vm_dir is zfs:{dataset}, but that dataset is not mounted"))
+        }
+        None => Ok(PathBuf::from(value)),
+    }
+}
+
+pub fn observe(settings: &Settings) -> Result<Observed> {
+    let vm = find_tool("vm").context("vm-bhyve is not installed (pkg install vm-bhyve)")?;
+    let makefs = find_tool("makefs").unwrap_or_else(|_| PathBuf::from("/usr/sbin/makefs"));
+    let version = vm_bhyve::version(&vm)?;
+    if !version.supported() {
+        bail!("vm-bhyve {version} is not supported: warden_vm knows 1.6, 1.7 and 1.8-devel");
+    }
+    let vm_dir = vm_dir(settings)?;
+    let system = text_of(&wfs::read_state(&vm_dir.join(".config/system.conf"))?)
+        .map(|t| VmConf::parse(&t))
+        .unwrap_or_default();
+    let needs_mount = system
+        .entries()
+        .iter()
+        .any(|(k, v)| k.starts_with("path_") && v.starts_with("zfs:"));
+    let mount_output = if needs_mount {
+        vm_bhyve::mount_cmd(&find_tool("mount")?).run()?.stdout
+    } else {
+        String::new()
+    };
+    let datastores = vm_bhyve::datastores(&vm_dir, &system, &mount_output);
+    let switches: Vec<String> = system
+        .get("switch_list")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let template = text_of(&wfs::read_state(
+        &vm_dir
+            .join(".templates")
+            .join(format!("{}.conf", settings.template)),
+    )?)
+    .map(|t| VmConf::parse(&t));
+
+    let guest = find_guest(&vm, &datastores, &settings.name)?;
+    let (mut images, mut images_error) = (Vec::new(), None);
+    if let (None, Some(image), false) = (&guest, &settings.image, settings.state == State::Absent) {
+        if !image.name.starts_with('/') {
+            let cmd = if image.iso {
+                vm_bhyve::iso_list_cmd(&vm)
+            } else {
+                vm_bhyve::img_list_cmd(&vm)
+            };
+            match cmd.output() {
+                Ok(out) if out.success() => {
+                    images = vm_bhyve::parse_file_list(&out.stdout)
+                        .into_iter()
+                        .map(|(_, f)| f)
+                        .collect()
+                }
+                Ok(out) => images_error = Some(format!("`{cmd}` failed: {}", out.stderr.trim())),
+                Err(e) => images_error = Some(format!("{e:#}")),
+            }
+        } else if !Path::new(&image.name).is_file() {
+            images_error = Some(format!("{} is not a file", image.name));
+        } else {
+            images.push(image.name.clone());
+        }
+    }
+    Ok(Observed {
+        tools: Tools { vm, makefs },
+        version,
+        vm_dir,
+        datastores,
+        switches,
+        template,
+        images,
+        images_error,
+        guest,
+    })
+}
+
+/// `datastore::get_guest`: the first datastore holding `<name>/<name>.conf`, then the
+/// guest's files and its `vm list` row.
+fn find_guest(vm: &Path, datastores: &[Datastore], name: &str) -> Result<Option<Guest>> {
+    for ds in datastores.iter().filter(|d| d.holds_guests()) {
+        let paths = GuestPaths::new(&ds.name, &ds.path, name);
+        let Some(conf_file) = wfs::read_state(&paths.conf())? else {
+            continue;
+        };
+        let conf = VmConf::parse(&String::from_utf8_lossy(&conf_file.content));
+        let listed = vm_bhyve::list(vm)?;
+        let state = listed
+            .into_iter()
+            .find(|v| v.name == name)
+            .map(|v| v.state)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{} exists but `{}` does not show guest {name}",
+                    paths.conf().display(),
+                    vm_bhyve::list_cmd(vm)
+                )
+            })?;
+        let log = text_of(&wfs::read_state(&paths.log())?).unwrap_or_default();
+        return Ok(Some(Guest {
+            network_config: text_of(&wfs::read_state(&paths.seed_file("network-config"))?),
+            user_data: text_of(&wfs::read_state(&paths.seed_file("user-data"))?),
+            seed_iso: wfs::read_state(&paths.seed_iso())?.is_some(),
+            started_with: vm_bhyve::last_started_with(&log),
+            paths,
+            conf_file,
+            conf,
+            state,
+        }));
+    }
+    Ok(None)
+}
+
+/// Reads the guest's state again (the steps' waits).
+pub fn current_state(vm: &Path, name: &str) -> Result<Option<VmState>> {
+    Ok(vm_bhyve::list(vm)?
+        .into_iter()
+        .find(|v| v.name == name)
+        .map(|v| v.state))
+}
+
+/// For the steps: runs a command, its output kept for messages.
+pub fn run(cmd: &Cmd) -> Result<String> {
+    let out = cmd.run()?;
+    Ok(format!("{}{}", out.stdout, out.stderr))
+}
