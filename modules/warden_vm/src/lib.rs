@@ -162,7 +162,9 @@ mod tests {
             .map(|l| l.trim().trim_end_matches(':'))
             .collect();
         let spec = spec();
-        let names: Vec<&str> = spec.params.iter().map(|p| p.name).collect();
+        // The docs cover what the runtime adds too (trusted_links, tool_timeout).
+        let full = warden_runtime::runtime::full_spec::<WardenVm>();
+        let names: Vec<&str> = full.params.iter().map(|p| p.name).collect();
         assert_eq!(documented, names);
         // every spec param deserializes into Params
         let mut values = serde_json::Map::new();
@@ -175,7 +177,7 @@ mod tests {
         values.insert("name".into(), json!("vm01"));
         let params: Params = serde_json::from_value(serde_json::Value::Object(values)).unwrap();
         assert_eq!(params.state, State::Present);
-        for p in &spec.params {
+        for p in &full.params {
             let block = options
                 .split(&format!("\n    {}:\n", p.name))
                 .nth(1)
