@@ -9,18 +9,18 @@ name: vm_bhyve
 short_description: bhyve guests managed with vm-bhyve, read from each bhyve host
 version_added: "0.1.0"
 author:
-  - warden developers
+  - warden developers (!UNKNOWN)
 description:
   - For each host in O(hosts), runs one command on it (C(ssh) by default, as community.general's iocage
     inventory plugin runs C(iocage list)) that prints C(vm version), C(vm list), C(vm datastore list) and,
     for every guest, its C(<name>.conf) and C(.cloud-init/network-config). vm-bhyve 1.6, 1.7 and 1.8-devel
     are read alike (C(vm list) by its header; the 1.8 TAGS column, else the C(tags) of the conf).
   - Adds every guest as a host named after it, with C(ansible_host) set to the per-guest override in
-    O(hosts[].vms), else to the address of its seed's network-config; and every bhyve host itself, to group
-    C(<group_prefix>hosts) with its O(hosts[].vars).
+    the C(vms) of its O(hosts) entry, else to the address of its seed's network-config; and every bhyve host itself, to group
+    C(<group_prefix>hosts) with the C(vars) of its O(hosts) entry.
   - "Groups, with O(group_prefix) (default C(bhyve_)): C(bhyve_host_<host>), C(bhyve_state_<state>) (running,
     bootloader, stopped, suspended, locked) and C(bhyve_tag_<tag>)."
-  - vm-bhyve needs root; give O(hosts[].become) (C(doas) or C(sudo), without a password prompt) unless you
+  - vm-bhyve needs root; give an O(hosts) entry C(become) (C(doas) or C(sudo), without a password prompt) unless you
     connect as root.
   - The configuration file's name must end with C(vm_bhyve.yml) or C(vm_bhyve.yaml).
 extends_documentation_fragment:
