@@ -418,7 +418,10 @@ def base_args(host, module):
                 "ca_cert": host.pg["PGSSLROOTCERT"],
                 "pg_hba_file": str(host.box.path / "pg" / "data" / "pg_hba.conf"), "pg_hba_address": "10.0.5.0/24"}
     if module == "warden_env":
-        return {"path": host.p("/home/nova/.env"), "values": {"AGENT_NAME": "nova"}, "create_parent": True}
+        # /home is a link to usr/home on the simulated host (as pw(8) leaves it); the role
+        # passes the layout's trusted_links, and so does this.
+        return {"path": host.p("/home/nova/.env"), "values": {"AGENT_NAME": "nova"}, "create_parent": True,
+                "trusted_links": [host.p("/home")]}
     if module == "warden_rcd":
         return {"name": "nova", "user": os.popen("id -un").read().strip(), "workdir": host.p("/home/nova"),
                 "command": "sleep 3600", "system_locale": "sl_SI.UTF-8", "tmux_path": shutil.which("tmux"),

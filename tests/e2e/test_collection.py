@@ -3,6 +3,7 @@ nothing of this repository, provisions an agent through its roles by FQCN."""
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -13,7 +14,12 @@ import yaml
 from conftest import BIN, REPO, assert_reboot_keeps_state
 
 ROLES = ["warden_agent", "warden_network", "warden_pf", "warden_jails", "warden_db", "warden_env", "warden_service"]
-MODULES = ["warden_bridge_alias", "warden_pf_net", "bastille_jail", "warden_db", "warden_env", "warden_rcd"]
+# Every binary module of the repository (its sidecar library/<module>.yml), and those an agent's play runs.
+PLATFORM_BUILD = re.compile(r"_(linux|freebsd|darwin|netbsd|openbsd)_[a-z0-9_]+$")
+MODULES = sorted(p.stem for p in (REPO / "library").glob("*.yml") if not PLATFORM_BUILD.search(p.stem))
+AGENT_MODULES = {"warden_bridge_alias", "warden_pf_net", "bastille_jail", "warden_db", "warden_env", "warden_rcd"}
+# Action plugins that run on the controller only, documented by a sidecar next to them.
+CONTROLLER_PLUGINS = sorted(p.stem for p in (REPO / "action_plugins").glob("*.yml"))
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +49,9 @@ def test_tarball_carries_every_module_with_docs_and_plugins(tarball):
     assert not [n for n in names if n.startswith("plugins/modules/") and not n.endswith(".py") and n != "plugins/modules"]
     assert "plugins/action/warden_binary.py" not in names  # an action plugin must have a module of its name
     assert {"meta/runtime.yml", "MANIFEST.json", "FILES.json", "plugins/plugin_utils/warden_binary.py"} <= names
-    # The agent layout: its action plugin and the controller binary it runs.
-    assert "plugins/action/warden_agent_layout.py" in names
+    # The agent layout: its action plugin, its doc stub and the controller binary it runs.
+    assert CONTROLLER_PLUGINS == ["warden_agent_layout"]
+    assert {"plugins/action/warden_agent_layout.py", "plugins/modules/warden_agent_layout.py"} <= names
     assert any(n.startswith("controller/warden_layout_linux_") for n in names), sorted(names)
     assert {"plugins/callback/warden_drift.py", "playbooks/agent.yml", "changelogs/fragments/0001-foundation.yml"} <= names
     assert {"meta/execution-environment.yml", "meta/ee-requirements.txt", "meta/ee-bindep.txt"} <= names
@@ -57,10 +64,11 @@ def test_doc_stubs_are_generated_from_the_sidecars(tarball, tmp_path):
     """library/<module>.yml stays the one source of each module's docs."""
     with tarfile.open(tarball) as tar:
         tar.extractall(tmp_path, filter="data")
-    for module in MODULES:
+    for module in [*MODULES, *CONTROLLER_PLUGINS]:
         stub = ast.parse((tmp_path / "plugins" / "modules" / f"{module}.py").read_text())
         values = {node.targets[0].id: node.value.value for node in stub.body if isinstance(node, ast.Assign)}
-        sidecar = yaml.safe_load((REPO / "library" / f"{module}.yml").read_text())
+        source = "action_plugins" if module in CONTROLLER_PLUGINS else "library"
+        sidecar = yaml.safe_load((REPO / source / f"{module}.yml").read_text())
         assert yaml.safe_load(values["DOCUMENTATION"]) == sidecar["DOCUMENTATION"], module
         assert yaml.safe_load(values["RETURN"]) == sidecar["RETURN"], module
         assert yaml.safe_load(values["EXAMPLES"]) == yaml.safe_load(sidecar["EXAMPLES"]), module
@@ -133,7 +141,7 @@ def test_fresh_project_runs_the_roles_by_fqcn(project, sandbox):
     assert "mevy is running" in sandbox.tool("service", "mevy", "status").stdout
     assert "AGENT_NAME=mevy" in (root / "home/mevy/.env").read_text()
     # The collection's action plugin ran every module from the cache.
-    assert {p.name.rsplit("-", 1)[0] for p in cache.iterdir()} == set(MODULES)
+    assert {p.name.rsplit("-", 1)[0] for p in cache.iterdir()} == AGENT_MODULES
 
     rc, out = run_in(project, sandbox, "site.yml", "-e", f"warden_binary_dir={cache}")
     assert rc == 0, out
@@ -176,7 +184,8 @@ def short_descriptions(kind, directory):
     """What each plugin of the repository says about itself."""
     if kind == "module":
         return {p.stem: yaml.safe_load(p.read_text())["DOCUMENTATION"]["short_description"]
-                for p in (REPO / "library").glob("*.yml") if p.stem in MODULES}
+                for p in [*(REPO / "library").glob("*.yml"), *(REPO / "action_plugins").glob("*.yml")]
+                if p.stem in MODULES or p.stem in CONTROLLER_PLUGINS}
     out = {}
     for path in (REPO / directory).glob("*.py") if (REPO / directory).is_dir() else []:
         tree = ast.parse(path.read_text())

@@ -9,6 +9,10 @@
 //! and expanding dotenv parsers read the exact value back. Newlines are refused: dotenv
 //! dialects disagree on them.
 //!
+//! Shape (issue 16): [`validate`] → [`observe::observe`] reads the host once (the file,
+//! read without following links, whether its directory exists, the owner's and group's ids)
+//! → [`plan::plan`], pure → the runtime reports or applies it.
+//!
 //! The diff masks the value of every key in `secret_values` and of every key that looks
 //! secret (its name contains `PASSWORD`, `TOKEN`, `SECRET` or `KEY`, in any case), before and
 //! after: the old file may hold keys this run no longer knows, and warden-cron's check mode
@@ -17,17 +21,19 @@
 //! host file) is refused and nothing of it is read or shown.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod observe;
+pub mod plan;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use serde::Deserialize;
 
-use warden_runtime::fs::{self as wfs, Attrs};
-use warden_runtime::plan::{MakeDir, RemoveFile, WriteFile};
 use warden_runtime::shell::is_identifier;
 use warden_runtime::spec::{Param, Spec};
-use warden_runtime::{Context, Diff, Module, Plan};
+use warden_runtime::{Context, Module, Plan};
+
+pub use observe::Observed;
 
 pub struct WardenEnv;
 
@@ -69,75 +75,12 @@ impl Module for WardenEnv {
     }
 
     fn plan(p: Params, _ctx: &mut Context) -> Result<Plan> {
-        let values = p.values.clone().unwrap_or_default();
-        let secrets = p.secret_values.clone().unwrap_or_default();
-        validate(&values, &secrets)?;
-        let path = PathBuf::from(&p.path);
-        let previous = wfs::read_state(&path)?;
-        let before_text = previous
-            .as_ref()
-            .map(|s| String::from_utf8_lossy(&s.content).into_owned())
-            .unwrap_or_default();
-        let mut plan = Plan::new();
-        plan.value("path", p.path.clone());
-        if p.state == "absent" {
-            if let Some(previous) = previous {
-                plan.step(RemoveFile {
-                    path: path.clone(),
-                    previous: Some(previous),
-                });
-                plan.diff(Diff::new(
-                    p.path.clone(),
-                    masked(&before_text, &secrets),
-                    "",
-                ));
-            }
-            return Ok(plan);
-        }
-        let attrs = Attrs {
-            mode: Some(wfs::parse_mode(&p.mode)?),
-            uid: p.owner.as_deref().map(wfs::resolve_user).transpose()?,
-            gid: p.group.as_deref().map(wfs::resolve_group).transpose()?,
-        };
-        let parent = path.parent().unwrap_or(Path::new("/"));
-        if !parent.is_dir() {
-            if !p.create_parent {
-                bail!("{} does not exist (the agent's checkout); create it or set create_parent: true", parent.display());
-            }
-            plan.step(MakeDir {
-                path: parent.to_owned(),
-                attrs: Attrs {
-                    mode: Some(0o750),
-                    ..attrs
-                },
-            });
-        }
-        let text = render(&values, &secrets);
-        let differs = previous
-            .as_ref()
-            .is_none_or(|s| s.content != text.as_bytes() || !attrs.satisfied_by(s));
-        if differs {
-            plan.step(WriteFile {
-                path: path.clone(),
-                content: text.clone().into_bytes(),
-                attrs,
-                previous,
-            });
-        }
-        plan.diff(Diff::new(
-            p.path.clone(),
-            masked(&before_text, &secrets),
-            masked(&text, &secrets),
-        ));
-        plan.value(
-            "env_keys",
-            values
-                .keys()
-                .chain(secrets.keys())
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-        Ok(plan)
+        validate(
+            p.values.as_ref().unwrap_or(&BTreeMap::new()),
+            p.secret_values.as_ref().unwrap_or(&BTreeMap::new()),
+        )?;
+        let observed = observe::observe(&p)?;
+        plan::plan(&p, &observed)
     }
 }
 
@@ -206,7 +149,7 @@ fn looks_secret(key: &str) -> bool {
 }
 
 /// The text with every secret value replaced, for the diff.
-fn masked(text: &str, secrets: &BTreeMap<String, String>) -> String {
+pub(crate) fn masked(text: &str, secrets: &BTreeMap<String, String>) -> String {
     text.lines()
         .map(|line| match line.split_once('=') {
             Some((key, _)) if secrets.contains_key(key.trim()) || looks_secret(key) => {

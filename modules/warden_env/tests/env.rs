@@ -15,7 +15,35 @@ fn args(host: &SimHost) -> Value {
         "values": {"AGENT_NAME": "mevy", "ASSISTANT_NAME": "Mevy", "SYSTEM_LOCALE": "sl_SI.UTF-8"},
         "secret_values": {"WARDEN_DB_PASSWORD": "Canary-Secret-9"},
         "create_parent": true,
+        // The simulated host's /home is a link to usr/home, as pw(8) leaves it.
+        "trusted_links": [host.p("/home")],
     })
+}
+
+/// Issue 13, a fresh real host: /home is a link to usr/home (freebsd-src
+/// usr.sbin/pw/pw_user.c), so a .env under /home is refused unless the link is trusted, and
+/// written through it when it is (what the warden_env role passes from the layout).
+#[test]
+fn home_linked_to_usr_home_as_pw_leaves_it() {
+    let host = SimHost::new();
+    assert_eq!(
+        std::fs::read_link(host.path("/home")).unwrap(),
+        std::path::Path::new("usr/home")
+    );
+    let mut strict = args(&host);
+    strict.as_object_mut().unwrap().remove("trusted_links");
+    let before = host.snapshot();
+    let refused = module(&host, strict);
+    assert_eq!(refused.code, 1, "{}", refused.result);
+    assert!(
+        refused.msg().contains("symbolic link") && refused.msg().contains("trusted_links"),
+        "{}",
+        refused.msg()
+    );
+    assert_eq!(host.snapshot(), before);
+    let run = module(&host, args(&host));
+    assert_eq!(run.code, 0, "{}", run.result);
+    assert!(host.path("/usr/home/mevy/agent/.env").is_file());
 }
 
 #[test]

@@ -104,9 +104,15 @@ pub const PATHS: &[(&str, &str)] = &[
 ];
 
 /// Path lists of the host under the same prefix: the `rc.conf.d` directories rc.subr's
-/// `load_rc_config` reads (libexec/rc/rc.subr; docs/freebsd-facts.md §8).
-pub const PATH_LISTS: &[(&str, &[&str])] =
-    &[("rc_conf_d", &["/etc/rc.conf.d", "/usr/local/etc/rc.conf.d"])];
+/// `load_rc_config` reads (libexec/rc/rc.subr; docs/freebsd-facts.md §8), and the
+/// `trusted_links` a module may follow on the way to a file: `/home` is a link to `usr/home`
+/// on hosts whose first user was made with `pw useradd -m` while `/home` did not exist
+/// (freebsd-src usr.sbin/pw/pw_user.c creates the home base under /usr and links it), so
+/// the agent's `.env` under /home is reached through it; only root can change that link.
+pub const PATH_LISTS: &[(&str, &[&str])] = &[
+    ("rc_conf_d", &["/etc/rc.conf.d", "/usr/local/etc/rc.conf.d"]),
+    ("trusted_links", &["/home"]),
+];
 
 /// Settings an agent gets when neither its entry nor the host's defaults give them.
 pub mod defaults {

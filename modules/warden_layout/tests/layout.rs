@@ -107,6 +107,7 @@ fn derives_the_guides_layout_with_every_key_the_roles_read() {
             "rc_conf_local": "/sim/etc/rc.conf.local",
             "bastille_conf": "/sim/usr/local/etc/bastille/bastille.conf",
             "rc_conf_d": ["/sim/etc/rc.conf.d", "/sim/usr/local/etc/rc.conf.d"],
+            "trusted_links": ["/sim/home"],
         },
     });
     assert_eq!(got, want);

@@ -4,15 +4,17 @@
 //! ruleset gets an `include` line where PF's statement order accepts it and is otherwise left
 //! alone.
 //!
-//! Shape: validate → observe (the two files, rc.conf, `kldstat -q -m pf`, and while pf.ko is
-//! loaded `pfctl -s info` and `pfctl -s nat` when the files are already right, `sysctl`) →
-//! plan: `kldload -n pf` when pf.ko is not loaded (every pfctl call but `-n` needs
-//! /dev/pf, which exists only with the module, and `pf_enable=YES` loads it at the next
-//! boot only: rc.d/pf's `required_modules`), one ruleset transaction (candidates checked
-//! with `pfctl -nf`, then replaced and loaded with `pfctl -f`, restored and reloaded if the
-//! load fails), `pf_enable`/`gateway_enable` via sysrc (in the file of the rc.conf chain
-//! where each takes effect at boot, docs/freebsd-facts.md §8), `pfctl -e`, IP forwarding. A
-//! module that is not loaded yet is predicted as a freshly loaded pf.ko: disabled, no rules.
+//! Shape (issue 16): [`validate`] → [`observe::observe`] reads the host once (the two files,
+//! `ifconfig -l`, `kldstat -q -m pf`, and while pf.ko is loaded `pfctl -s nat` when the files
+//! are already right, `pfctl -s info`, `sysctl`, rc.conf) → [`plan::plan`], pure: `kldload -n
+//! pf` when pf.ko is not loaded (every pfctl call but `-n` needs /dev/pf, which exists only
+//! with the module, and `pf_enable=YES` loads it at the next boot only: rc.d/pf's
+//! `required_modules`), one ruleset transaction (candidates checked with `pfctl -nf`, then
+//! replaced and loaded with `pfctl -f`, restored and reloaded if the load fails),
+//! `pf_enable`/`gateway_enable` via sysrc (in the file of the rc.conf chain where each takes
+//! effect at boot, docs/freebsd-facts.md §8), `pfctl -e`, IP forwarding. A module that is
+//! not loaded yet is predicted as a freshly loaded pf.ko: disabled, no rules. pfctl's,
+//! kldstat's and sysctl's command forms and output readers are the runtime's.
 //!
 //! The include's filter rules are all `quick` and come before the operator's own rules (the
 //! include sits before the first filter rule), so they decide only warden traffic and never
@@ -20,6 +22,9 @@
 //! within their agent's /24; the host's own addresses and the other agents' subnets stay
 //! closed unless `allow_host_access` / `allow_inter_agent` say otherwise (see [`render`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod observe;
+pub mod plan;
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,15 +34,14 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 
 use warden_layout::rules;
-use warden_runtime::fs::{self as wfs, FileState};
+use warden_runtime::fs::FileState;
 use warden_runtime::ifconfig;
 use warden_runtime::ipv4;
-use warden_runtime::pfctl::{self, CheckRuleset, LoadRuleset, RulesetFile};
-use warden_runtime::plan::RunCmd;
-use warden_runtime::rcconf::{self, RcChain, RcFiles};
+use warden_runtime::rcconf;
 use warden_runtime::spec::{Param, Spec};
-use warden_runtime::sysrc::Changes;
-use warden_runtime::{find_tool, kld, sysctl, Cmd, Context, Diff, Module, Plan};
+use warden_runtime::{Context, Module, Plan};
+
+pub use observe::{Enabling, Observed, Tools};
 
 pub struct WardenPfNet;
 
@@ -68,9 +72,6 @@ const SET_MACRO: &str = "warden_net";
 /// Our own name for the uplink when the `ext_if` parameter gives it, so the include never
 /// redefines the main ruleset's `ext_if`.
 const EXT_MACRO: &str = "warden_ext_if";
-const FORWARDING: &str = "net.inet.ip.forwarding";
-/// The kernel module rc.d/pf requires (`required_modules="pf"`).
-const PF_MODULE: &str = "pf";
 
 impl Module for WardenPfNet {
     const NAME: &'static str = "warden_pf_net";
@@ -108,9 +109,8 @@ impl Module for WardenPfNet {
             Path::new(&params.lock_file),
             Duration::from_secs(params.lock_timeout.max(0) as u64),
         )?;
-        let mut plan = Plan::new();
-        plan_all(&params, &requested, &mut plan)?;
-        Ok(plan)
+        let observed = observe::observe(&params, &requested)?;
+        plan::plan(&params, &requested, &observed)
     }
 }
 
@@ -293,203 +293,16 @@ pub fn render(subnets: &[Ipv4Net], opts: RenderOpts) -> String {
     text
 }
 
-fn sort_subnets(set: &mut Vec<Ipv4Net>) {
+pub(crate) fn sort_subnets(set: &mut Vec<Ipv4Net>) {
     set.sort_by_key(|n| (u32::from(n.network()), n.prefix_len()));
     set.dedup();
 }
 
-fn text_of(state: &Option<FileState>) -> String {
+pub(crate) fn text_of(state: &Option<FileState>) -> String {
     state
         .as_ref()
         .map(|s| String::from_utf8_lossy(&s.content).into_owned())
         .unwrap_or_default()
-}
-
-fn plan_all(params: &Params, requested: &[Ipv4Net], plan: &mut Plan) -> Result<()> {
-    let include = wfs::read_state(Path::new(&params.path))?;
-    let main = wfs::read_state(Path::new(&params.pf_conf))?;
-    let current = parse_set(&text_of(&include), &params.path)?;
-
-    let mut set: Vec<Ipv4Net> = match (params.state.as_str(), params.exclusive) {
-        ("absent", _) => current
-            .iter()
-            .filter(|n| !requested.contains(n))
-            .copied()
-            .collect(),
-        (_, true) => requested.to_vec(),
-        _ => {
-            // Another agent's subnet that overlaps a new one would NAT the same addresses twice.
-            for new in requested.iter().filter(|n| !current.contains(n)) {
-                if let Some(old) = current.iter().find(|c| ipv4::overlaps(c, new)) {
-                    bail!(
-                        "{new} overlaps {old}, already in the subnet set in {}; each agent needs its own subnet",
-                        params.path
-                    );
-                }
-            }
-            current.iter().chain(requested).copied().collect()
-        }
-    };
-    sort_subnets(&mut set);
-
-    // The main ruleset, with the include line where PF accepts it.
-    let main_text = text_of(&main);
-    let new_main = if !params.manage_include || pfctl::includes(&main_text, &params.path) {
-        main_text.clone()
-    } else if main.is_none() {
-        format!("# Created by warden_pf_net.\ninclude \"{}\"\n", params.path)
-    } else {
-        let mut lines: Vec<String> = main_text.lines().map(String::from).collect();
-        let at = pfctl::include_position(&main_text);
-        lines.insert(
-            at,
-            format!(
-                "include \"{}\"  # warden agents' NAT (warden_pf_net)",
-                params.path
-            ),
-        );
-        lines.join("\n") + "\n"
-    };
-
-    // The uplink: the parameter, or what the main ruleset defines before the include.
-    let ext_if = match &params.ext_if {
-        Some(name) => name.clone(),
-        None if set.is_empty() => String::new(),
-        None => {
-            let at = new_main
-                .lines()
-                .position(|l| {
-                    l.trim_start()
-                        .starts_with(&format!("include \"{}\"", params.path))
-                })
-                .unwrap_or(usize::MAX);
-            pfctl::macro_value(&new_main, "ext_if", at).ok_or_else(|| {
-                anyhow!(
-                    "{} defines no ext_if macro before the warden include; set the ext_if parameter (the uplink interface, e.g. vtnet0)",
-                    params.pf_conf
-                )
-            })?
-        }
-    };
-    if !set.is_empty() {
-        let names = ifconfig::parse_list(&Cmd::new(find_tool("ifconfig")?).arg("-l").run()?.stdout);
-        if !names.contains(&ext_if) {
-            bail!(
-                "ext_if {ext_if} is not an interface on this host (it has: {})",
-                names.join(" ")
-            );
-        }
-    }
-    let new_include = render(
-        &set,
-        RenderOpts {
-            ext_if: params.ext_if.as_deref(),
-            bridge: &params.bridge,
-            pf_conf: &params.pf_conf,
-            allow_host_access: params.allow_host_access,
-            allow_inter_agent: params.allow_inter_agent,
-        },
-    );
-
-    let mut files = Vec::new();
-    if text_of(&include) != new_include || include.is_none() {
-        files.push(RulesetFile {
-            path: params.path.clone().into(),
-            content: new_include.clone(),
-            previous: include.clone(),
-        });
-    }
-    if new_main != main_text || main.is_none() {
-        files.push(RulesetFile {
-            path: params.pf_conf.clone().into(),
-            content: new_main.clone(),
-            previous: main.clone(),
-        });
-    }
-
-    let pfctl_tool = find_tool("pfctl")?;
-    // pf.ko: without it only `pfctl -n` works, and a fresh module holds no rules and is off.
-    let pf_loaded = kld::is_loaded(&find_tool("kldstat")?, PF_MODULE)?;
-    // Files already right: make sure the loaded rules still translate every subnet.
-    let stale_rules = files.is_empty()
-        && !set.is_empty()
-        && (!pf_loaded || {
-            let nat = pfctl::nat_rules(&pfctl_tool)?;
-            let missing = |rules: &[String]| {
-                set.iter()
-                    .any(|net| !pfctl::translates(&nat, rules, &net.to_string()))
-            };
-            // OpenBSD-style `nat-to` rules are listed with the filter rules.
-            missing(&[]) && missing(&pfctl::filter_rules(&pfctl_tool)?)
-        });
-    let reload = !files.is_empty() || stale_rules;
-    let load_module = !pf_loaded && (reload || params.enable);
-    // Check the candidates before loading the module, so a rejected ruleset changes nothing.
-    let check_first = load_module && !files.is_empty();
-    if check_first {
-        plan.step(CheckRuleset {
-            pfctl: pfctl_tool.clone(),
-            main: params.pf_conf.clone().into(),
-            files: files.clone(),
-        });
-    }
-    if load_module {
-        plan.step(RunCmd::new(kld::load(&find_tool("kldload")?, PF_MODULE)));
-    }
-    if reload {
-        plan.step(LoadRuleset {
-            pfctl: pfctl_tool.clone(),
-            main: params.pf_conf.clone().into(),
-            files,
-            check: !check_first,
-        });
-    }
-
-    plan.diff(Diff::new(
-        params.path.clone(),
-        text_of(&include),
-        new_include,
-    ));
-    plan.diff(Diff::new(params.pf_conf.clone(), main_text, new_main));
-
-    if params.enable {
-        // Each variable where the rc.d script that reads it at boot finds it: rc.d/pf
-        // (`load_rc_config pf`) and rc.d/routing (`load_rc_config routing`).
-        let files = RcFiles::new(&params.rc_conf, &params.rc_conf_local, &params.rc_conf_d);
-        let pf_chain = RcChain::read(&files, &["pf"])?;
-        let routing_chain = RcChain::read(&files, &["routing"])?;
-        let mut changes = Changes::on(&pf_chain);
-        changes.set("pf_enable", "YES")?;
-        changes.set_in(&routing_chain, "gateway_enable", "YES")?;
-        changes.apply_to(&find_tool("sysrc")?, plan)?;
-        if !pf_loaded || !pfctl::is_enabled(&pfctl_tool)? {
-            plan.step(
-                RunCmd::new(Cmd::new(&pfctl_tool).arg("-e"))
-                    .undo_with(Cmd::new(&pfctl_tool).arg("-d")),
-            );
-        }
-        let sysctl_tool = find_tool("sysctl")?;
-        let forwarding = sysctl::get(&sysctl_tool, FORWARDING)?;
-        if forwarding != "1" {
-            plan.step(
-                RunCmd::new(sysctl::set(&sysctl_tool, FORWARDING, "1")).undo_with(sysctl::set(
-                    &sysctl_tool,
-                    FORWARDING,
-                    &forwarding,
-                )),
-            );
-        }
-    }
-
-    plan.value(
-        "subnets",
-        set.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-    );
-    plan.value("reloaded", reload);
-    plan.value("pf_module_loaded", load_module);
-    plan.value("path", params.path.clone());
-    plan.value("ext_if", ext_if);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@
 //! Shape: validate params → observe (script file, the rc.conf chain the script's
 //! `load_rc_config <name>` reads — rc.conf, rc.conf.local, rc.conf.d/<name> — and
 //! `service <name> onestatus`, whose answer does not depend on `<name>_enable`: FreeBSD
-//! 13.x's rc.subr answers `status` of a disabled service with exit 0) → plan (stop old,
-//! write script, sysrc, start + verify) → the runtime reports or applies.
+//! 13.x's rc.subr answers `status` of a disabled service with exit 0; the agent user and the
+//! script's owner and group from the host's accounts) → plan, pure: `plan_present` and
+//! `plan_absent` read only [`Observed`] (stop old, write script, sysrc, start + verify) →
+//! the runtime reports or applies.
 //! A changed script on a running service means a restart: the old script stops the old
 //! session (its socket may differ), the new one starts the new session.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -18,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -134,6 +136,20 @@ pub struct Observed {
     pub rc: RcChain,
     pub enable: Option<RcValue>,
     pub running: bool,
+    /// `service` and `sysrc`, for the steps.
+    pub tools: Tools,
+    /// The agent user (`user`, else the service's name) as the host knows it; `None`: no
+    /// such user (read for `state: present`).
+    pub account: Option<Account>,
+    /// The script's `owner` and `group` as ids (read for `state: present`).
+    pub owner: Option<(u32, u32)>,
+}
+
+/// The tools the plan's steps run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tools {
+    pub service: PathBuf,
+    pub sysrc: PathBuf,
 }
 
 impl Observed {
@@ -154,33 +170,57 @@ fn observe(params: &Params) -> Result<Observed> {
         &[&params.name],
     )?;
     let enable = rc.lookup(&rcvar(&params.name)).cloned();
+    // service(8) and sysrc(8) are in every FreeBSD base system (found PATH-first, else
+    // where FreeBSD has them).
+    let tools = Tools {
+        service: find_tool("service").unwrap_or_else(|_| PathBuf::from("/usr/sbin/service")),
+        sysrc: find_tool("sysrc").unwrap_or_else(|_| PathBuf::from("/usr/sbin/sysrc")),
+    };
     // Only a script that exists can say whether it runs.
     let running = match script {
-        Some(_) => service::is_running(&find_tool("service")?, &params.name)?,
+        Some(_) => service::is_running(&tools.service, &params.name)?,
         None => false,
     };
+    let (mut account, mut owner) = (None, None);
+    if params.state != "absent" {
+        let name = params.user.clone().unwrap_or_else(|| params.name.clone());
+        account = nix::unistd::User::from_name(&name)?.map(|user| Account {
+            home: user.dir.to_string_lossy().into_owned(),
+            name,
+        });
+        owner = Some((
+            wfs::resolve_user(&params.owner)?,
+            wfs::resolve_group(&params.group)?,
+        ));
+    }
     Ok(Observed {
         script_path,
         script,
         rc,
         enable,
         running,
+        tools,
+        account,
+        owner,
     })
 }
 
 /// The agent user as the host knows it.
-struct Account {
-    name: String,
-    home: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub name: String,
+    pub home: String,
 }
 
-fn account(params: &Params, check_mode: bool, plan: &mut Plan) -> Result<Account> {
+fn account(
+    params: &Params,
+    observed: &Observed,
+    check_mode: bool,
+    plan: &mut Plan,
+) -> Result<Account> {
     let name = params.user.clone().unwrap_or_else(|| params.name.clone());
-    match nix::unistd::User::from_name(&name)? {
-        Some(user) => Ok(Account {
-            home: user.dir.to_string_lossy().into_owned(),
-            name,
-        }),
+    match &observed.account {
+        Some(account) => Ok(account.clone()),
         // Check mode before an earlier task creates the user: predict with the usual home.
         None if check_mode => {
             plan.warnings.push(format!(
@@ -258,12 +298,18 @@ fn plan_present(
     check_mode: bool,
     plan: &mut Plan,
 ) -> Result<()> {
-    let account = account(params, check_mode, plan)?;
+    let account = account(params, observed, check_mode, plan)?;
     let text = script_spec(params, &account, &observed.script_path).render();
+    let (uid, gid) = observed.owner.ok_or_else(|| {
+        anyhow!(
+            "the owner of {} was not looked up",
+            observed.script_path.display()
+        )
+    })?;
     let attrs = Attrs {
         mode: Some(wfs::parse_mode(&params.mode)?),
-        uid: Some(wfs::resolve_user(&params.owner)?),
-        gid: Some(wfs::resolve_group(&params.group)?),
+        uid: Some(uid),
+        gid: Some(gid),
     };
     let content_differs = observed
         .script
@@ -276,11 +322,10 @@ fn plan_present(
     let was_enabled = observed.enabled();
     let enable_differs = params.enabled != was_enabled;
     let restart = observed.running && params.started && content_differs;
-    let service_tool = || find_tool("service");
 
     if observed.running && (!params.started || content_differs) {
         plan.step(StopService {
-            service: service_tool()?,
+            service: observed.tools.service.clone(),
             name: params.name.clone(),
             enabled: was_enabled,
         });
@@ -311,11 +356,11 @@ fn plan_present(
         )?;
     }
     if !rc_changes.is_empty() {
-        rc_changes.apply_to(&find_tool("sysrc")?, plan)?;
+        rc_changes.apply_to(&observed.tools.sysrc, plan)?;
     }
     if params.started && (!observed.running || content_differs) {
         plan.step(StartService {
-            service: service_tool()?,
+            service: observed.tools.service.clone(),
             name: params.name.clone(),
             enabled: params.enabled,
         });
@@ -344,7 +389,7 @@ fn plan_present(
 fn plan_absent(params: &Params, observed: &Observed, plan: &mut Plan) -> Result<()> {
     if observed.running {
         plan.step(StopService {
-            service: find_tool("service")?,
+            service: observed.tools.service.clone(),
             name: params.name.clone(),
             enabled: observed.enabled(),
         });
@@ -363,7 +408,7 @@ fn plan_absent(params: &Params, observed: &Observed, plan: &mut Plan) -> Result<
     let mut rc_changes = sysrc::Changes::on(&observed.rc);
     rc_changes.delete(&rcvar(&params.name))?;
     if !rc_changes.is_empty() {
-        rc_changes.apply_to(&find_tool("sysrc")?, plan)?;
+        rc_changes.apply_to(&observed.tools.sysrc, plan)?;
     }
     plan.diff(Diff::new(
         format!("service {}", params.name),
@@ -381,4 +426,241 @@ fn plan_absent(params: &Params, observed: &Observed, plan: &mut Plan) -> Result<
         format!("service {} is absent", params.name)
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Table tests of the planner: every case builds the host as [`Observed`] in code.
+    use serde_json::Value;
+    use warden_runtime::rcconf::RcConf;
+
+    use super::*;
+
+    const SCRIPT: &str = "/usr/local/etc/rc.d/mevy";
+    const SERVICE: &str = "/usr/sbin/service";
+
+    fn params(args: Value) -> Params {
+        let mut values = serde_json::Map::new();
+        for p in WardenRcd::spec().params {
+            values.insert(p.name.to_string(), p.default.clone().unwrap_or(Value::Null));
+        }
+        values.insert("name".into(), json!("mevy"));
+        values.insert("command".into(), json!("npm start"));
+        for (k, v) in args.as_object().unwrap() {
+            values.insert(k.clone(), v.clone());
+        }
+        serde_json::from_value(Value::Object(values)).unwrap()
+    }
+
+    fn account() -> Account {
+        Account {
+            name: "mevy".into(),
+            home: "/home/mevy".into(),
+        }
+    }
+
+    /// A host with user mevy and neither the script nor `mevy_enable`.
+    fn host(rc: &str) -> Observed {
+        let chain = RcChain::single(Path::new("/etc/rc.conf"), RcConf::parse(rc));
+        Observed {
+            script_path: SCRIPT.into(),
+            script: None,
+            enable: chain.lookup("mevy_enable").cloned(),
+            rc: chain,
+            running: false,
+            tools: Tools {
+                service: SERVICE.into(),
+                sysrc: "/usr/sbin/sysrc".into(),
+            },
+            account: Some(account()),
+            owner: Some((0, 0)),
+        }
+    }
+
+    fn script_of(p: &Params) -> FileState {
+        FileState {
+            content: script_spec(p, &account(), Path::new(SCRIPT))
+                .render()
+                .into_bytes(),
+            mode: 0o555,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    /// The service as a run with `args` left it, running or not.
+    fn installed(args: Value, running: bool) -> Observed {
+        let mut o = host("mevy_enable=\"YES\"\n");
+        o.script = Some(script_of(&params(args)));
+        o.running = running;
+        o
+    }
+
+    fn present(args: Value, o: &Observed, check_mode: bool) -> Result<Plan> {
+        let mut plan = Plan::new();
+        plan_present(&params(args), o, check_mode, &mut plan)?;
+        Ok(plan)
+    }
+
+    fn ok(args: Value, o: &Observed) -> Plan {
+        present(args, o, false).unwrap()
+    }
+
+    #[test]
+    fn a_fresh_host_gets_the_script_enabled_and_started() {
+        let plan = ok(json!({}), &host(""));
+        assert_eq!(
+            plan.describe(),
+            [
+                format!("write {SCRIPT}"),
+                "/usr/sbin/sysrc -f /etc/rc.conf mevy_enable=YES".into(),
+                format!("{SERVICE} mevy start"),
+            ]
+        );
+        assert_eq!(plan.values["restarted"], false);
+        assert_eq!(plan.values["user"], "mevy");
+        assert_eq!(plan.msg.as_deref(), Some("service mevy updated"));
+        let script = &plan.diffs[0];
+        assert_eq!(
+            (script.before_header.as_str(), script.before.as_str()),
+            (SCRIPT, "")
+        );
+        assert!(
+            script.after.contains("HOME=/home/mevy ")
+                && script.after.contains("-c /home/mevy 'npm start'"),
+            "{}",
+            script.after
+        );
+        assert_eq!(plan.diffs.last().unwrap().after, "running\n");
+    }
+
+    #[test]
+    fn a_converged_service_changes_nothing() {
+        for (args, running) in [
+            (json!({}), true),
+            (json!({"started": false}), false),
+            (
+                json!({"env": {"A": "1"}, "system_locale": "sl_SI.UTF-8"}),
+                true,
+            ),
+        ] {
+            let plan = ok(args.clone(), &installed(args.clone(), running));
+            assert!(plan.describe().is_empty(), "{args}: {:?}", plan.describe());
+            assert!(plan.diffs.is_empty(), "{args}");
+            assert_eq!(plan.msg.as_deref(), Some("service mevy is up to date"));
+        }
+    }
+
+    #[test]
+    fn drift() {
+        // A changed script on a running service: the old one stops it, the new one starts it.
+        let plan = ok(json!({"command": "node ."}), &installed(json!({}), true));
+        assert_eq!(
+            plan.describe(),
+            [
+                format!("{SERVICE} mevy stop"),
+                format!("write {SCRIPT}"),
+                format!("{SERVICE} mevy start"),
+            ]
+        );
+        assert_eq!(plan.values["restarted"], true);
+        assert_eq!(
+            plan.msg.as_deref(),
+            Some("service mevy updated and restarted")
+        );
+        // Only the mode: rewritten, not restarted.
+        let mut o = installed(json!({}), true);
+        o.script.as_mut().unwrap().mode = 0o755;
+        assert_eq!(ok(json!({}), &o).describe(), [format!("write {SCRIPT}")]);
+        // Stopped although it should run; running although it should not.
+        assert_eq!(
+            ok(json!({}), &installed(json!({}), false)).describe(),
+            [format!("{SERVICE} mevy start")]
+        );
+        assert_eq!(
+            ok(
+                json!({"started": false}),
+                &installed(json!({"started": false}), true)
+            )
+            .describe(),
+            [format!("{SERVICE} mevy stop")]
+        );
+        // Disabling: sysrc; the verbs take the `one` prefix where rc.subr needs it.
+        assert_eq!(
+            ok(
+                json!({"enabled": false, "started": false}),
+                &installed(json!({}), true)
+            )
+            .describe(),
+            [
+                format!("{SERVICE} mevy stop"),
+                "/usr/sbin/sysrc -f /etc/rc.conf mevy_enable=NO".into(),
+            ]
+        );
+        let mut off = installed(json!({}), true);
+        off.enable = Some(RcValue::Literal("NO".into()));
+        off.rc = RcChain::single(
+            Path::new("/etc/rc.conf"),
+            RcConf::parse("mevy_enable=\"NO\"\n"),
+        );
+        assert_eq!(
+            ok(json!({"enabled": false, "started": false}), &off).describe(),
+            [format!("{SERVICE} mevy onestop")]
+        );
+        assert_eq!(
+            ok(json!({"command": "x"}), &off).describe(),
+            [
+                format!("{SERVICE} mevy onestop"),
+                format!("write {SCRIPT}"),
+                "/usr/sbin/sysrc -f /etc/rc.conf mevy_enable=YES".into(),
+                format!("{SERVICE} mevy start"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_user_fails_a_real_run_and_is_predicted_in_check_mode() {
+        let mut o = host("");
+        o.account = None;
+        let msg = format!("{:#}", present(json!({}), &o, false).err().unwrap());
+        assert_eq!(
+            msg,
+            "user \"mevy\" does not exist on this host; create it before installing the mevy service"
+        );
+        let plan = present(json!({}), &o, true).unwrap();
+        assert_eq!(
+            plan.warnings,
+            ["user \"mevy\" does not exist yet; a real run fails unless an earlier task creates it"]
+        );
+        assert_eq!(plan.describe().len(), 3);
+        assert!(plan.diffs[0].after.contains("HOME=/home/mevy "));
+    }
+
+    #[test]
+    fn absent() {
+        let mut plan = Plan::new();
+        plan_absent(
+            &params(json!({"state": "absent"})),
+            &installed(json!({}), true),
+            &mut plan,
+        )
+        .unwrap();
+        assert_eq!(
+            plan.describe(),
+            [
+                format!("{SERVICE} mevy stop"),
+                format!("remove {SCRIPT}"),
+                "/usr/sbin/sysrc -f /etc/rc.conf -x mevy_enable".into(),
+            ]
+        );
+        assert_eq!(plan.msg.as_deref(), Some("service mevy removed"));
+        assert_eq!(plan.diffs.last().unwrap().before, "running\n");
+        let mut gone = host("");
+        gone.account = None;
+        gone.owner = None;
+        let mut plan = Plan::new();
+        plan_absent(&params(json!({"state": "absent"})), &gone, &mut plan).unwrap();
+        assert!(!plan.changes());
+        assert_eq!(plan.msg.as_deref(), Some("service mevy is absent"));
+    }
 }

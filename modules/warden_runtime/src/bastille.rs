@@ -409,10 +409,7 @@ impl JailConfig {
         })?;
         let fstab = text(&paths.dir.join("fstab"))?.unwrap_or_default();
         let boot = match version.boot_file() {
-            Some(file) => RcConf::read(&paths.dir.join(file))?
-                .get("boot")
-                .and_then(|v| v.literal())
-                .map(String::from),
+            Some(file) => boot_flag(paths, file)?,
             None => None,
         };
         Ok(JailConfig::parse(&conf, &fstab, boot.as_deref()))
@@ -558,6 +555,34 @@ pub fn destroy(bastille: &Path, version: Version, name: &str) -> Cmd {
     } else {
         cmd.args(["force", name])
     }
+}
+
+/// `bastille bootstrap RELEASE`: fetches and extracts a release under `<prefix>/releases`
+/// (every version's `share/bootstrap.sh`; on ZFS hosts see [`bootstrap_blocker`]).
+pub fn bootstrap(bastille: &Path, release: &str) -> Cmd {
+    Cmd::new(bastille).args(["bootstrap", release])
+}
+
+/// `bastille start NAME` or `bastille stop NAME`. Both exit 0 without doing anything on
+/// several failures, and `stop` of a stopped jail exits 1 before 0.14
+/// ([`Version::stop_of_stopped_fails`]), so a step asks `jls` before and after (§3).
+pub fn set_running(bastille: &Path, name: &str, up: bool) -> Cmd {
+    Cmd::new(bastille).args([if up { "start" } else { "stop" }, name])
+}
+
+/// `bastille config NAME set boot on|off`: settings.conf on 1.0+, boot.conf on 0.14; before
+/// 0.14 it writes a `boot` parameter into jail.conf that jail(8) refuses, so callers check
+/// [`Version::boot_file`] first (§5).
+pub fn set_boot(bastille: &Path, name: &str, on: bool) -> Cmd {
+    Cmd::new(bastille).args(["config", name, "set", "boot", if on { "on" } else { "off" }])
+}
+
+/// The per-jail boot flag as `bastille config … set boot` leaves it in [`Version::boot_file`].
+pub fn boot_flag(paths: &JailPaths, file: &str) -> Result<Option<String>> {
+    Ok(RcConf::read(&paths.dir.join(file))?
+        .get("boot")
+        .and_then(|v| v.literal())
+        .map(String::from))
 }
 
 /// `jexec -l -U root NAME …`, as Bastille's `cmd.sh` and `pkg.sh` run commands in a jail.
@@ -744,6 +769,22 @@ mod tests {
         assert_eq!(
             destroy(b, Version(0, 14, 0), "x").to_string(),
             "/usr/local/bin/bastille destroy -a x"
+        );
+        assert_eq!(
+            bootstrap(b, "14.2-RELEASE").to_string(),
+            "/usr/local/bin/bastille bootstrap 14.2-RELEASE"
+        );
+        assert_eq!(
+            set_running(b, "x", true).to_string(),
+            "/usr/local/bin/bastille start x"
+        );
+        assert_eq!(
+            set_running(b, "x", false).to_string(),
+            "/usr/local/bin/bastille stop x"
+        );
+        assert_eq!(
+            set_boot(b, "x", false).to_string(),
+            "/usr/local/bin/bastille config x set boot off"
         );
         let j = Path::new("/usr/sbin/jexec");
         assert_eq!(

@@ -151,6 +151,27 @@ pub fn parse_list(output: &str) -> Vec<String> {
     output.split_whitespace().map(String::from).collect()
 }
 
+/// `ifconfig -g GROUP`: the names of the interfaces in a group, one per line (ifgroup.c
+/// `printgroup`; a renamed bridge stays in group `bridge`; docs/freebsd-facts.md §1).
+pub fn group_cmd(ifconfig: &Path, group: &str) -> Cmd {
+    Cmd::new(ifconfig).arg("-g").arg(group)
+}
+
+/// The members of an interface group (`ifconfig -g GROUP`).
+pub fn group(ifconfig: &Path, group: &str) -> Result<Vec<String>> {
+    Ok(parse_list(&group_cmd(ifconfig, group).run()?.stdout))
+}
+
+/// `ifconfig -l`: every interface name, on one line.
+pub fn list_cmd(ifconfig: &Path) -> Cmd {
+    Cmd::new(ifconfig).arg("-l")
+}
+
+/// The host's interface names (`ifconfig -l`).
+pub fn list(ifconfig: &Path) -> Result<Vec<String>> {
+    Ok(parse_list(&list_cmd(ifconfig).run()?.stdout))
+}
+
 /// `ifconfig -a`: every interface with its addresses, in one call.
 pub fn all(ifconfig: &Path) -> Result<Vec<Interface>> {
     let out = Cmd::new(ifconfig).arg("-a").run()?;
@@ -356,6 +377,11 @@ mod tests {
             "/sbin/ifconfig bridge0 name warden0"
         );
         assert_eq!(up(path, "warden0").to_string(), "/sbin/ifconfig warden0 up");
+        assert_eq!(
+            group_cmd(path, "bridge").to_string(),
+            "/sbin/ifconfig -g bridge"
+        );
+        assert_eq!(list_cmd(path).to_string(), "/sbin/ifconfig -l");
         assert_eq!(split_unit("bridge12"), Some(("bridge", 12)));
         assert_eq!(split_unit("warden0"), Some(("warden", 0)));
         assert_eq!(split_unit("bridge"), None);

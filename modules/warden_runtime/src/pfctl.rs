@@ -24,9 +24,29 @@ use crate::exec::{Cmd, CommandError};
 use crate::fs::{self, Attrs, FileState};
 use crate::plan::Step;
 
+/// The kernel module PF needs: rc.d/pf's `required_modules="pf"` (libexec/rc/rc.d/pf), loaded
+/// with [`crate::kld::load`] when [`crate::kld::is_loaded`] says it is not.
+pub const KERNEL_MODULE: &str = "pf";
+
+/// `pfctl -s <what>`: `info`, `nat` or `rules`.
+pub fn show_cmd(pfctl: &Path, what: &str) -> Cmd {
+    Cmd::new(pfctl).args(["-s", what])
+}
+
+/// `pfctl -e`: enables PF. It exits 1 with `pfctl: pf already enabled`, so callers plan it
+/// from [`is_enabled`].
+pub fn enable(pfctl: &Path) -> Cmd {
+    Cmd::new(pfctl).arg("-e")
+}
+
+/// `pfctl -d`: disables PF (what undoes [`enable`]).
+pub fn disable(pfctl: &Path) -> Cmd {
+    Cmd::new(pfctl).arg("-d")
+}
+
 /// `pfctl -s info` → whether PF is enabled.
 pub fn is_enabled(pfctl: &Path) -> Result<bool> {
-    let out = Cmd::new(pfctl).args(["-s", "info"]).run()?;
+    let out = show_cmd(pfctl, "info").run()?;
     Ok(parse_enabled(&out.stdout))
 }
 
@@ -36,26 +56,28 @@ pub fn parse_enabled(info: &str) -> bool {
         .is_some_and(|l| l.starts_with("Status: Enabled"))
 }
 
-/// `pfctl -s nat` → the loaded NAT rules, one per line.
-pub fn nat_rules(pfctl: &Path) -> Result<Vec<String>> {
-    let out = Cmd::new(pfctl).args(["-s", "nat"]).run()?;
-    Ok(out
-        .stdout
-        .lines()
+fn rule_lines(text: &str) -> Vec<String> {
+    text.lines()
         .map(|l| l.trim().to_string())
         .filter(|l| !l.is_empty())
-        .collect())
+        .collect()
+}
+
+/// `pfctl -s nat` → the loaded NAT rules, one per line.
+pub fn nat_rules(pfctl: &Path) -> Result<Vec<String>> {
+    Ok(rule_lines(&show_cmd(pfctl, "nat").run()?.stdout))
 }
 
 /// `pfctl -s rules` → the loaded filter rules, one per line.
 pub fn filter_rules(pfctl: &Path) -> Result<Vec<String>> {
-    let out = Cmd::new(pfctl).args(["-s", "rules"]).run()?;
-    Ok(out
-        .stdout
-        .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect())
+    Ok(rule_lines(&show_cmd(pfctl, "rules").run()?.stdout))
+}
+
+/// The loaded-NAT check: true when every source network of `nets` is translated by a
+/// loaded rule in either form ([`translates`]). `rules` may be empty when `-s nat` alone
+/// was asked (then only `nat` rules count).
+pub fn translates_all(nat: &[String], rules: &[String], nets: &[String]) -> bool {
+    nets.iter().all(|net| translates(nat, rules, net))
 }
 
 /// True when a loaded rule translates the source network `net`: a `-s nat` line
@@ -325,6 +347,34 @@ mod tests {
         // rdr rules do not translate a source.
         let rdr = vec!["rdr on vtnet0 inet from 10.0.4.0/24 to any -> 10.0.4.2".to_string()];
         assert!(!translates(&rdr, &[], "10.0.4.0/24"));
+    }
+
+    #[test]
+    fn command_forms_and_the_loaded_nat_check() {
+        let pfctl = Path::new("/sbin/pfctl");
+        assert_eq!(enable(pfctl).to_string(), "/sbin/pfctl -e");
+        assert_eq!(disable(pfctl).to_string(), "/sbin/pfctl -d");
+        assert_eq!(show_cmd(pfctl, "nat").to_string(), "/sbin/pfctl -s nat");
+        let nat =
+            vec!["nat on vtnet0 inet from 10.0.1.0/24 to any -> (vtnet0) round-robin".to_string()];
+        let rules = vec![
+            "pass out on vtnet0 inet from 10.0.2.0/24 to any flags S/SA keep state nat-to (vtnet0)"
+                .to_string(),
+        ];
+        let nets = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(translates_all(&nat, &[], &nets(&["10.0.1.0/24"])));
+        assert!(!translates_all(
+            &nat,
+            &[],
+            &nets(&["10.0.1.0/24", "10.0.2.0/24"])
+        ));
+        assert!(translates_all(
+            &nat,
+            &rules,
+            &nets(&["10.0.1.0/24", "10.0.2.0/24"])
+        ));
+        assert!(!translates_all(&nat, &rules, &nets(&["10.0.3.0/24"])));
+        assert!(translates_all(&[], &[], &[]));
     }
 
     #[test]

@@ -147,15 +147,53 @@ impl Step for Verify {
     }
 }
 
-/// Runs a command whose exit status cannot be trusted (tools that exit 0 after failing,
-/// such as Bastille), then checks the state it should have produced. A non-zero exit is
-/// still a failure; a zero exit with the check failing is reported with the tool's output.
+/// Runs `cmd`, then asks `holds` whether it did what it should: the one "run, then check it
+/// took" of every step whose tool's exit status cannot be trusted (Bastille exits 0 after
+/// failing, `service start` exits 0 for a disabled service, …). A non-zero exit is a
+/// failure with the tool's output ([`crate::exec::CommandError`]); a zero exit after which
+/// `holds` says no fails as "`cmd` exited 0 but {broken}", with what the tool printed.
+pub fn run_and_check(
+    cmd: &Cmd,
+    holds: impl FnOnce() -> Result<bool>,
+    broken: impl FnOnce() -> String,
+) -> Result<()> {
+    let out = cmd.run()?;
+    if holds()? {
+        return Ok(());
+    }
+    let said = format!("{}{}", out.stdout, out.stderr);
+    let said = said.trim();
+    if said.is_empty() {
+        anyhow::bail!("`{cmd}` exited 0 but {}", broken())
+    }
+    anyhow::bail!("`{cmd}` exited 0 but {}; it said: {said}", broken())
+}
+
+/// When a [`Checked`] step runs its command.
+enum When {
+    /// Always.
+    Always,
+    /// Only when its check does not hold yet when the step runs (a state the host may
+    /// already be in by then: a jail an earlier step started, a service the jail's own rc
+    /// started). Undo then reverts only while the check still holds.
+    UnlessHolds,
+    /// The command is chosen when the step runs (`None`: nothing to do), from what the host
+    /// holds then — e.g. the packages still missing in a jail that was stopped while
+    /// planning. The planned command is what check mode shows.
+    Decide(Box<dyn FnMut() -> Result<Option<Cmd>>>),
+}
+
+/// A step around [`run_and_check`]: runs a command whose exit status cannot be trusted,
+/// then checks the state it should have produced (`what`, e.g. "jail mevygit runs").
+/// Optionally it first asks whether there is anything to do ([`Checked::unless_holds`],
+/// [`Checked::decide_when_run`]); undo commands run only if the step ran its command.
 pub struct Checked {
-    pub cmd: Cmd,
-    /// What must hold afterwards, e.g. "jail mevygit runs".
-    pub what: String,
-    pub check: Box<dyn FnMut() -> Result<bool>>,
-    pub undo: Vec<Cmd>,
+    cmd: Cmd,
+    what: String,
+    check: Box<dyn FnMut() -> Result<bool>>,
+    undo: Vec<Cmd>,
+    when: When,
+    ran: bool,
 }
 
 impl Checked {
@@ -169,11 +207,36 @@ impl Checked {
             what: what.into(),
             check: Box::new(check),
             undo: Vec::new(),
+            when: When::Always,
+            ran: false,
         }
     }
+
+    /// Reverted by `undo` (run in order) if the step ran its command.
     pub fn undo_with(mut self, undo: Cmd) -> Self {
         self.undo.push(undo);
         self
+    }
+
+    /// Runs the command only if the check does not hold when the step runs; undo only while
+    /// it still holds (what this step did is still in effect).
+    pub fn unless_holds(mut self) -> Self {
+        self.when = When::UnlessHolds;
+        self
+    }
+
+    /// Chooses the command when the step runs (`None`: nothing to do).
+    pub fn decide_when_run(
+        mut self,
+        decide: impl FnMut() -> Result<Option<Cmd>> + 'static,
+    ) -> Self {
+        self.when = When::Decide(Box::new(decide));
+        self
+    }
+
+    /// The command as planned (what check mode shows).
+    pub fn cmd(&self) -> &Cmd {
+        &self.cmd
     }
 }
 
@@ -185,26 +248,32 @@ impl Step for Checked {
         Some(self.cmd.to_string())
     }
     fn apply(&mut self) -> Result<()> {
-        let out = self.cmd.run()?;
-        if (self.check)()? {
-            return Ok(());
-        }
-        let said = format!("{}{}", out.stdout, out.stderr);
-        let said = said.trim();
-        if said.is_empty() {
-            anyhow::bail!(
-                "`{}` exited 0 but afterwards {} is not true",
-                self.cmd,
-                self.what
-            )
-        }
-        anyhow::bail!(
-            "`{}` exited 0 but afterwards {} is not true; it said: {said}",
-            self.cmd,
-            self.what
-        )
+        let cmd = match &mut self.when {
+            When::Always => self.cmd.clone(),
+            When::UnlessHolds => {
+                if (self.check)()? {
+                    return Ok(());
+                }
+                self.cmd.clone()
+            }
+            When::Decide(decide) => match decide()? {
+                Some(cmd) => cmd,
+                None => return Ok(()),
+            },
+        };
+        self.ran = true;
+        let what = &self.what;
+        run_and_check(&cmd, &mut self.check, || {
+            format!("afterwards {what} is not true")
+        })
     }
     fn undo(&mut self) -> Result<()> {
+        if !self.ran || self.undo.is_empty() {
+            return Ok(());
+        }
+        if matches!(self.when, When::UnlessHolds) && !(self.check)()? {
+            return Ok(());
+        }
         for cmd in &self.undo {
             cmd.run()?;
         }
@@ -284,6 +353,11 @@ impl Plan {
     /// True when applying would change the host.
     pub fn changes(&self) -> bool {
         self.steps.iter().any(|s| s.changes_host())
+    }
+
+    /// What every step does, in order (checks included): what a table test asserts.
+    pub fn describe(&self) -> Vec<String> {
+        self.steps.iter().map(|s| s.describe()).collect()
     }
 
     /// Rendered commands of the steps that change the host, in order.
@@ -416,6 +490,95 @@ mod tests {
         plan.run(Cmd::new("/bin/true"));
         assert!(plan.changes());
         assert_eq!(plan.commands(), vec!["/bin/true".to_string()]);
+    }
+
+    /// A shell command that appends `word` to `log`.
+    fn logs(log: &std::path::Path, word: &str) -> Cmd {
+        Cmd::new("/bin/sh").args(["-c", &format!("echo {word} >> {}", log.display())])
+    }
+
+    fn logged(log: &std::path::Path) -> String {
+        std::fs::read_to_string(log).unwrap_or_default()
+    }
+
+    #[test]
+    fn checked_runs_then_checks_and_says_what_the_tool_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let mut ok = Checked::new(logs(&log, "run"), "it ran", {
+            let log = log.clone();
+            move || Ok(logged(&log) == "run\n")
+        })
+        .undo_with(logs(&log, "undo"));
+        ok.apply().unwrap();
+        ok.undo().unwrap();
+        assert_eq!(logged(&log), "run\nundo\n");
+
+        let mut lying = Checked::new(
+            Cmd::new("/bin/sh").args(["-c", "echo done"]),
+            "x holds",
+            || Ok(false),
+        );
+        assert_eq!(
+            format!("{:#}", lying.apply().unwrap_err()),
+            "`/bin/sh -c 'echo done'` exited 0 but afterwards x holds is not true; it said: done"
+        );
+        let mut failing =
+            Checked::new(Cmd::new("/bin/sh").args(["-c", "exit 3"]), "x", || Ok(true));
+        assert!(failing
+            .apply()
+            .unwrap_err()
+            .downcast_ref::<crate::exec::CommandError>()
+            .is_some());
+    }
+
+    #[test]
+    fn checked_unless_holds_runs_nothing_when_the_host_already_is_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let holds = Rc::new(RefCell::new(true));
+        let check = {
+            let holds = holds.clone();
+            move || Ok(*holds.borrow())
+        };
+        let mut step = Checked::new(logs(&log, "run"), "up", check.clone())
+            .unless_holds()
+            .undo_with(logs(&log, "back"));
+        step.apply().unwrap();
+        step.undo().unwrap();
+        assert_eq!(logged(&log), "", "nothing ran, nothing to undo");
+        assert_eq!(step.command().unwrap(), logs(&log, "run").to_string());
+
+        // Not so yet: it runs; undo reverts only while what it did still holds.
+        *holds.borrow_mut() = false;
+        let mut step = Checked::new(logs(&log, "run"), "up", {
+            let holds = holds.clone();
+            let log = log.clone();
+            move || Ok(*holds.borrow() || logged(&log).contains("run"))
+        })
+        .unless_holds()
+        .undo_with(logs(&log, "back"));
+        step.apply().unwrap();
+        step.undo().unwrap();
+        assert_eq!(logged(&log), "run\nback\n");
+    }
+
+    #[test]
+    fn checked_decides_its_command_when_it_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let mut nothing = Checked::new(logs(&log, "planned"), "x", || Ok(true))
+            .decide_when_run(|| Ok(None))
+            .undo_with(logs(&log, "undo"));
+        nothing.apply().unwrap();
+        nothing.undo().unwrap();
+        assert_eq!(logged(&log), "");
+        let now = logs(&log, "now");
+        let mut some = Checked::new(logs(&log, "planned"), "x", || Ok(true))
+            .decide_when_run(move || Ok(Some(now.clone())));
+        assert!(some.command().unwrap().contains("planned"));
+        some.apply().unwrap();
+        assert_eq!(logged(&log), "now\n");
     }
 
     #[test]

@@ -14,10 +14,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use crate::exec::{Cmd, CommandError};
-use crate::plan::Step;
+use crate::exec::Cmd;
+use crate::plan::{run_and_check, Step};
 
 /// `service <name> <verb>`, with the `one` prefix when the service is not enabled.
 pub fn verb(service: &Path, name: &str, verb: &str, enabled: bool) -> Cmd {
@@ -62,24 +62,11 @@ impl Step for StartService {
         Some(self.describe())
     }
     fn apply(&mut self) -> Result<()> {
-        let cmd = self.start_cmd();
-        let out = cmd.output()?;
-        if !out.success() {
-            return Err(CommandError::new(&cmd, out).into());
-        }
-        if !is_running(&self.service, &self.name)? {
-            let said = format!("{}{}", out.stdout, out.stderr);
-            bail!(
-                "`{cmd}` exited 0 but {} is not running{}",
-                self.name,
-                if said.trim().is_empty() {
-                    String::new()
-                } else {
-                    format!(" (it said: {})", said.trim())
-                }
-            );
-        }
-        Ok(())
+        run_and_check(
+            &self.start_cmd(),
+            || is_running(&self.service, &self.name),
+            || format!("{} is not running", self.name),
+        )
     }
     fn undo(&mut self) -> Result<()> {
         verb(&self.service, &self.name, "stop", self.enabled)
@@ -103,11 +90,11 @@ impl Step for StopService {
         Some(self.describe())
     }
     fn apply(&mut self) -> Result<()> {
-        verb(&self.service, &self.name, "stop", self.enabled).run()?;
-        if is_running(&self.service, &self.name)? {
-            bail!("{} is still running after `{}`", self.name, self.describe());
-        }
-        Ok(())
+        run_and_check(
+            &verb(&self.service, &self.name, "stop", self.enabled),
+            || Ok(!is_running(&self.service, &self.name)?),
+            || format!("{} is still running", self.name),
+        )
     }
     fn undo(&mut self) -> Result<()> {
         verb(&self.service, &self.name, "start", self.enabled)

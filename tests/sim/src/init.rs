@@ -60,13 +60,20 @@ pub fn init_host(root: &Path, hostname: Option<&str>) -> Result<()> {
         "var/run",
         "var/log",
         "tmp",
-        "home",
+        "usr/home",
         "sim",
         "usr/local/etc/bastille",
         "usr/local/bastille/jails",
         "usr/local/bastille/releases",
     ] {
         fs::create_dir_all(root.join(dir)).with_context(|| format!("cannot create {dir}"))?;
+    }
+    // `/home -> usr/home`, as pw(8) leaves it when it makes the first user's home on a host
+    // without /home (freebsd-src usr.sbin/pw/pw_user.c: the base goes under /usr, and a
+    // relative link from the root takes its name). A ZFS install has a /home dataset instead.
+    if fs::symlink_metadata(root.join("home")).is_err() {
+        std::os::unix::fs::symlink("usr/home", root.join("home"))
+            .context("cannot link home to usr/home")?;
     }
     let root_text = root
         .canonicalize()
