@@ -339,6 +339,8 @@ class ActionModule(warden_binary.ActionModule):
             return self._failed(result, problems)
 
         modules = sorted({op.action for _, role in selected for op in roles.ops[role] if op.action in MODULES})
+        if not boolean(self._var(task_vars, "warden_binary_cache", True), strict=False):
+            modules = []  # the plain path: no cache to check
         probe = self._plan_probe(task_vars, [before[a].render(probe_op.args) for a in agents], modules)
 
         layouts, steps = {}, []

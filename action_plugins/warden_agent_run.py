@@ -77,13 +77,15 @@ class ActionModule(warden_binary.ActionModule):
         platform = probe.get("platform") or self._var(task_vars, "warden_platform", None)
         cache_ok = dict(probe.get("cache") or {})
         cache_dir = self._cache_dir(task_vars)
+        cache = boolean(self._var(task_vars, "warden_binary_cache", True), strict=False)
         single = len(plan.get("agents") or layouts) == 1
         results, batch, failed = {}, [], []
 
         def flush():
             if not batch:
                 return
-            outcomes = self._run_steps([s for _, s, _ in batch], cache_ok)
+            steps = [s for _, s, _ in batch]
+            outcomes = self._run_steps(steps, cache_ok) if cache else self._run_plain(steps, platform, cache_dir, task_vars)
             for (item, _, op), res in zip(batch, outcomes, strict=True):
                 if failed:
                     results[item["id"]] = skipped(f"not run: {failed[0]} failed")
@@ -128,8 +130,11 @@ class ActionModule(warden_binary.ActionModule):
                     args["_ansible_no_log"] = True
                 if op.check_mode is not None:
                     args["_ansible_check_mode"] = boolean(t.render(op.check_mode), strict=False)
-                binary = self._module_binary(op.action, platform)
-                batch.append((item, warden_binary.cached_step(op.action, binary, cache_dir, self._payload(args)), op))
+                if cache:
+                    binary = self._module_binary(op.action, platform)
+                    batch.append((item, warden_binary.cached_step(op.action, binary, cache_dir, self._payload(args)), op))
+                else:
+                    batch.append((item, (op.action, args), op))
             flush()
         except AnsibleConnectionFailure as e:
             for item in items:
@@ -200,6 +205,24 @@ class ActionModule(warden_binary.ActionModule):
             if restart is None:
                 return self._fill(outcomes)
             start = restart
+        return self._fill(outcomes)
+
+    def _run_plain(self, steps, platform, cache_dir, task_vars):
+        """warden_binary_cache: false: each step the plain way, one after the other (library/:
+        Ansible runs the module itself; the collection: its platform build uploaded for the step
+        only), stopping at the first failure."""
+        outcomes = [None] * len(steps)
+        env = self._compute_environment_string()
+        for n, (module, args) in enumerate(steps):
+            resolved = self._resolve_module_named(module)
+            if not resolved.endswith(".py"):
+                data = self._execute_module(module_name=self._module_name(module), module_args=args, task_vars=task_vars)
+            else:
+                step = warden_binary.cached_step(module, self._module_binary(module, platform), cache_dir, self._payload(args))
+                data = warden_binary.parse_result(self._run_uploaded(step, env))
+            outcomes[n] = data
+            if data.get("failed") or data.get("unreachable"):
+                break
         return self._fill(outcomes)
 
     @staticmethod

@@ -484,14 +484,24 @@ class ActionModule(ActionBase):
         finally:
             self._remove_tmp_path(tmpdir)
 
-    def _module_binary(self, module, platform):
-        """The controller's build of a warden module for a platform (found as the plain path's
-        module is: the module loader, in this collection when the plugin is the collection's)."""
-        name = f"{COLLECTION}.{module}" if COLLECTION and "." not in module else module
+    def _module_name(self, module):
+        """A warden module's name as the module loader finds it: in this collection when the
+        plugin is the collection's."""
+        return f"{COLLECTION}.{module}" if COLLECTION and "." not in module else module
+
+    def _resolve_module_named(self, module):
+        """Where a warden module's file is on the controller (library/'s binary, or the
+        collection's doc stub)."""
+        name = self._module_name(module)
         found = self._shared_loader_obj.module_loader.find_plugin_with_context(name, collection_list=self._task.collections)
         if not found.resolved or not found.plugin_resolved_path:
             raise AnsibleActionFail(f"module {name} not found")
-        return self._binary(module.split(".")[-1], found.plugin_resolved_path, platform)
+        return found.plugin_resolved_path
+
+    def _module_binary(self, module, platform):
+        """The controller's build of a warden module for a platform (found as the plain path's
+        module is: the module loader, in this collection when the plugin is the collection's)."""
+        return self._binary(module.split(".")[-1], self._resolve_module_named(module), platform)
 
     def _probe(self, task_vars, modules=(), bastille=True):
         """One remote command (plain sh on standard input): the target's platform, what
