@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import sys
+import sys  # WARDEN_SHARED_LOADER
 
 import yaml
 
@@ -34,10 +34,10 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.loader import action_loader  # WARDEN_SHARED_LOADER
 from ansible.template import trust_as_template
 
-# The shared code in this directory; the collection's copy imports it from the collection
+# The shared code in this directory; the collection's copy imports it from plugins/plugin_utils
 # (bin/build-collection rewrites the WARDEN_SHARED lines).
 warden_binary = sys.modules[action_loader.get("warden_binary", class_only=True).__module__]  # WARDEN_SHARED plugin_utils
-warden_agent_layout = sys.modules[action_loader.get("warden_agent_layout", class_only=True).__module__]  # WARDEN_SHARED action
+warden_agent_layout = sys.modules[action_loader.get("warden_agent_layout", class_only=True).__module__]  # WARDEN_SHARED plugin_utils
 
 HERE = os.path.dirname(os.path.realpath(__file__))
 # The roles next to the plugins: action_plugins/../roles in the repository, plugins/action/../../roles

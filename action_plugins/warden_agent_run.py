@@ -18,17 +18,17 @@ loop's duration.
 
 from __future__ import annotations
 
-import sys
+import sys  # WARDEN_SHARED_LOADER
 
 from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.loader import action_loader  # WARDEN_SHARED_LOADER
 from ansible.utils.display import Display
 
-# The shared code in this directory; the collection's copy imports it from the collection
+# The shared code in this directory; the collection's copy imports it from plugins/plugin_utils
 # (bin/build-collection rewrites the WARDEN_SHARED lines).
 warden_binary = sys.modules[action_loader.get("warden_binary", class_only=True).__module__]  # WARDEN_SHARED plugin_utils
-warden_agent_plan = sys.modules[action_loader.get("warden_agent_plan", class_only=True).__module__]  # WARDEN_SHARED action
+warden_agent_plan = sys.modules[action_loader.get("warden_agent_plan", class_only=True).__module__]  # WARDEN_SHARED plugin_utils
 
 display = Display()
 ARGS = {"plan", "step"}

@@ -14,7 +14,7 @@ same probe itself.
 
 from __future__ import annotations
 
-import sys
+import sys  # WARDEN_SHARED_LOADER
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
