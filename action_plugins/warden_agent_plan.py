@@ -118,7 +118,7 @@ class Roles:
             raise AnsibleActionFail(f"warden's roles are not next to the plugin: looked in {', '.join(map(os.path.normpath, ROLE_DIRS))}")
         self.loader = loader
         self.defaults, self.specs, self.ops = {}, {}, {}
-        for role in [AGENT_ROLE, *(r for _, r in STEPS)]:
+        for role in [AGENT_ROLE, *(r for _step, r in STEPS)]:
             self._load(role)
 
     def _file(self, role, *parts):
@@ -181,7 +181,7 @@ class Roles:
     def base_vars(self):
         """Every role's defaults: the lowest precedence, under whatever the play's variables hold."""
         out = {}
-        for role in [AGENT_ROLE, *(r for _, r in STEPS)]:
+        for role in [AGENT_ROLE, *(r for _step, r in STEPS)]:
             out.update(self.defaults[role])
         return out
 
@@ -338,7 +338,7 @@ class ActionModule(warden_binary.ActionModule):
         if problems:
             return self._failed(result, problems)
 
-        modules = sorted({op.action for _, role in selected for op in roles.ops[role] if op.action in MODULES})
+        modules = sorted({op.action for _step, role in selected for op in roles.ops[role] if op.action in MODULES})
         if not boolean(self._var(task_vars, "warden_binary_cache", True), strict=False):
             modules = []  # the plain path: no cache to check
         probe = self._plan_probe(task_vars, [before[a].render(probe_op.args) for a in agents], modules)

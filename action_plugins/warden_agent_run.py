@@ -84,9 +84,9 @@ class ActionModule(warden_binary.ActionModule):
         def flush():
             if not batch:
                 return
-            steps = [s for _, s, _ in batch]
+            steps = [entry[1] for entry in batch]
             outcomes = self._run_steps(steps, cache_ok) if cache else self._run_plain(steps, platform, cache_dir, task_vars)
-            for (item, _, op), res in zip(batch, outcomes, strict=True):
+            for (item, _step, op), res in zip(batch, outcomes, strict=True):
                 if failed:
                     results[item["id"]] = skipped(f"not run: {failed[0]} failed")
                     continue

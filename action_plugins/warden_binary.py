@@ -261,7 +261,7 @@ def build_batch_script(steps, env, nonce):
             "warden_rc=$?",
             f"else printf '\\n{mark} {index} miss %s\\n' \"${{warden_r#*: }}\"; exit {CACHE_MISS_RC}; fi",
             f"printf '\\n{mark} {index} end %s\\n' \"$warden_rc\"; printf '\\n{mark} {index} end\\n' >&2",
-            f'[ "$warden_rc" = 0 ] || exit "$warden_rc"',
+            '[ "$warden_rc" = 0 ] || exit "$warden_rc"',
         ]
     return "\n".join(lines) + "\n"
 
