@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys  # WARDEN_SHARED_LOADER
 
-from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure
+from ansible.errors import AnsibleActionFail, AnsibleConnectionFailure, AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.loader import action_loader  # WARDEN_SHARED_LOADER
 from ansible.utils.display import Display
@@ -104,37 +104,50 @@ class ActionModule(warden_binary.ActionModule):
                     continue
                 agent = item["agent"]
                 op = roles.op(item["role"], item["op"])
-                if agent not in renderers or renderers[agent].vars["warden_agent"] is not layouts[agent]:
-                    # A new layout (the shared LLM jail's address) starts afresh: values may derive from it.
-                    renderers[agent] = warden_agent_plan.Renderer(self, warden_agent_plan.step_vars(base, task_vars, agent, layouts[agent]))
-                t = renderers[agent].child(**registered[agent], **({"item": item["item"]} if op.loop is not None else {}))
                 if op.action in warden_agent_plan.CONTROLLER:
+                    # It may read what the steps before it registered: they run first.
                     flush()
                     if failed:
                         results[item["id"]] = skipped(f"not run: {failed[0]} failed")
                         continue
-                    res = self._controller_op(op, t, task_vars, single)
-                    if not res.get("failed"):
-                        layouts[agent] = res["ansible_facts"]["warden_agent"]
-                        if not single:
-                            del res["ansible_facts"]
+                if agent not in renderers or renderers[agent].vars["warden_agent"] is not layouts[agent]:
+                    # A new layout (the shared LLM jail's address) starts afresh: values may derive from it.
+                    renderers[agent] = warden_agent_plan.Renderer(self, warden_agent_plan.step_vars(base, task_vars, agent, layouts[agent]))
+                try:
+                    t = renderers[agent].child(**registered[agent], **({"item": item["item"]} if op.loop is not None else {}))
+                    if op.action in warden_agent_plan.CONTROLLER:
+                        res = self._controller_op(op, t, task_vars, single)
+                        if not res.get("failed"):
+                            layouts[agent] = res["ansible_facts"]["warden_agent"]
+                            if not single:
+                                del res["ansible_facts"]
+                        else:
+                            failed.append(item["label"])
+                        results[item["id"]] = res
+                        if op.register:
+                            registered[agent][op.register] = res
+                        continue
+                    args = dict(t.render(op.args))
+                    self._update_module_args(op.action, args, task_vars)
+                    if op.no_log and boolean(t.render(op.no_log), strict=False):
+                        args["_ansible_no_log"] = True
+                    if op.check_mode is not None:
+                        args["_ansible_check_mode"] = boolean(t.render(op.check_mode), strict=False)
+                    if cache:
+                        binary = self._module_binary(op.action, platform)
+                        batch.append((item, warden_binary.cached_step(op.action, binary, cache_dir, self._payload(args)), op))
                     else:
+                        batch.append((item, (op.action, args), op))
+                except AnsibleConnectionFailure:
+                    raise
+                except AnsibleError as e:
+                    # This step cannot be templated: the ones before it run, it fails, the rest do not.
+                    flush()
+                    if failed:
+                        results[item["id"]] = skipped(f"not run: {failed[0]} failed")
+                    else:
+                        results[item["id"]] = {"failed": True, "changed": False, "msg": f"{item['task']}: {e}"}
                         failed.append(item["label"])
-                    results[item["id"]] = res
-                    if op.register:
-                        registered[agent][op.register] = res
-                    continue
-                args = dict(t.render(op.args))
-                self._update_module_args(op.action, args, task_vars)
-                if op.no_log and boolean(t.render(op.no_log), strict=False):
-                    args["_ansible_no_log"] = True
-                if op.check_mode is not None:
-                    args["_ansible_check_mode"] = boolean(t.render(op.check_mode), strict=False)
-                if cache:
-                    binary = self._module_binary(op.action, platform)
-                    batch.append((item, warden_binary.cached_step(op.action, binary, cache_dir, self._payload(args)), op))
-                else:
-                    batch.append((item, (op.action, args), op))
             flush()
         except AnsibleConnectionFailure as e:
             for item in items:

@@ -52,7 +52,7 @@ def test_tags_select_the_steps(sandbox):
     rc, out, _ = sandbox.playbook(*AGENT, "--tags", "network,pf")
     assert rc == 0, out
     assert steps(out) == [("changed", "network"), ("changed", "pf")], out
-    assert not sandbox.tool("service", "mevy", "status").returncode == 0
+    assert sandbox.tool("service", "mevy", "status").returncode != 0
     rc, out, _ = sandbox.playbook(*AGENT, "--skip-tags", "jails,db")
     assert rc == 0, out
     assert [t for _, t in steps(out)] == ["network", "pf", "env", "service"], out
