@@ -10,7 +10,7 @@ SANDBOX := .sandbox
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e molecule lint docs-check collection sizes bench bench-norejails clean \
+.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e molecule lint docs-check collection sizes bench bench-norejails bench-roundtrip clean \
 	venv-2.21 e2e-2.21 sanity sanity-2.21 ee changelog
 
 all: library
@@ -154,6 +154,12 @@ changelog: library venv
 bench-norejails: library venv $(VENV)/.bench-installed
 	cargo build --release -p warden_probe -p warden_sim
 	WARDEN_SIM_BIN=$(CURDIR)/target/release/freebsd-sim python bench/bench.py --only norejails
+
+## bench-roundtrip: one round trip per host (bench/roundtrip.py): SSH sessions per converged
+## agent, converged fleets of 10, 50 and 200 simulated hosts, an SSH fleet of 20.
+bench-roundtrip: library venv $(VENV)/.bench-installed
+	cargo build --release -p warden_probe -p warden_sim
+	WARDEN_SIM_BIN=$(CURDIR)/target/release/freebsd-sim python bench/bench.py --only roundtrip
 
 clean:
 	cargo clean

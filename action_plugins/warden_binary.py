@@ -24,6 +24,13 @@ in ``library/`` Ansible then runs ``library/<module>`` itself (uploaded per task
 the target's platform's build); in the collection the plugin uploads the platform build into
 the task's temporary directory, which Ansible removes after the task.
 
+The same file holds what the other warden plugins that talk to the target share (in the
+collection it is ``plugins/plugin_utils/warden_binary.py``): the host probe (platform, Bastille
+version, which cached binaries are valid, in one remote command of plain sh) and the batch (every
+step's cached binary run in order by one remote command, each with its args on its own standard
+input, stopping at the first failure), each as one function that builds the remote command and
+one that parses its output.
+
 Only ansible-core's action-plugin API is used (``ActionBase`` methods and the public module
 JSON profiles of ``ansible.module_utils.common.json``); module results are parsed here rather
 than with ``ActionBase._parse_returned_data``, whose return type changed in 2.21. Module-reported
@@ -38,6 +45,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shlex
 
 from ansible.errors import AnsibleActionFail
@@ -63,6 +71,9 @@ CACHE_MISS = "WARDEN_CACHE_MISS"
 PLATFORM_WORD = re.compile(r"[A-Za-z0-9_]{1,32}")
 # Where the collection keeps the per-platform builds (plugins/modules holds the doc stubs).
 COLLECTION_BINARIES = "binaries"
+# The collection this file is part of ("warden.freebsd"), or "" in the repository's
+# action_plugins/ (there the modules are library/'s).
+COLLECTION = ".".join(__name__.split(".")[1:3]) if __name__.startswith("ansible_collections.") else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +137,179 @@ def cache_missed(res):
         if line.startswith(CACHE_MISS + ":"):
             return line.split(":", 1)[1].strip()
     return None
+
+
+_DIGESTS = {}
+
+
+def file_sha256(path):
+    """SHA-256 of a controller file, remembered for this process (by path, size and mtime)."""
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        with open(path, "rb") as handle:
+            _DIGESTS[key] = hashlib.sha256(handle.read()).hexdigest()
+    return _DIGESTS[key]
+
+
+def cached_step(module, binary, cache_dir, payload=b""):
+    """The Step of a module binary of the controller: its hash and where the target caches it."""
+    digest = file_sha256(binary)
+    return Step(module, binary, digest, f"{cache_dir}/{module}-{digest[:20]}", payload)
+
+
+def check_cache_dir(cache_dir):
+    """warden_binary_dir, checked: it becomes part of remote commands."""
+    cache_dir = str(cache_dir).rstrip("/")
+    if not cache_dir.startswith(("/", "~/")) or any(c in cache_dir for c in "\n\r\0"):
+        raise AnsibleActionFail(f"warden_binary_dir must be an absolute path or start with ~/, not {cache_dir!r}")
+    return cache_dir
+
+
+def platform_of(uname):
+    """`<system>_<arch>` from `uname -s -m`'s answer, or None when it is not two plain words."""
+    words = uname.split()
+    if len(words) != 2 or not all(PLATFORM_WORD.fullmatch(w) for w in words):
+        return None
+    return f"{words[0].lower()}_{words[1]}"
+
+
+PROBE = "WARDEN_PROBE"
+
+
+def build_probe_script(candidates, bastille, env):
+    """The host probe, plain sh read from standard input: `uname -s -m`; with ``bastille``,
+    what `bastille -v` prints (stdout and stderr, as the layout reads it) and its exit status;
+    and for each candidate Step (a cached binary of any platform the controller has) whether
+    the cache check of the batch would let it run. Nothing on the target changes."""
+    lines = ["set -f", CACHE_CHECK, f"printf '\\n{PROBE} platform %s\\n' \"$(uname -s -m 2>&1)\""]
+    if bastille:
+        lines += [
+            f"warden_v=$({env} bastille -v 2>&1 </dev/null)",
+            "warden_rc=$?",
+            f"printf '{PROBE} bastille %s\\n%s\\n{PROBE} bastille-end\\n' \"$warden_rc\" \"$warden_v\"",
+        ]
+    checks = []
+    for index, step in enumerate(candidates):
+        directory = remote_path(step.remote.rsplit("/", 1)[0])
+        checks.append(
+            f"if warden_r=$(warden_cached {directory} {remote_path(step.remote)} {step.sha256} </dev/null); "
+            f"then echo '{PROBE} cache {index} ok'; else echo \"{PROBE} cache {index} miss ${{warden_r#*: }}\"; fi"
+        )
+    if checks and any(step.remote.startswith("~/") for step in candidates):
+        checks = [f'if [ -z "$HOME" ]; then echo "{PROBE} home-unset"; else', *checks, "fi"]
+    lines += checks
+    lines.append(f"echo '{PROBE} done'")
+    return "\n".join(lines) + "\n"
+
+
+def parse_probe(res, candidates):
+    """The probe's answers: {uname, platform, bastille_version, bastille_rc, cache: {index: reason
+    or None}}; raises when the probe did not finish."""
+    lines = res.get("stdout", "").splitlines()
+    if f"{PROBE} done" not in lines:
+        raise AnsibleActionFail(
+            f"the host probe did not finish (rc {res.get('rc')}): {res.get('stdout', '')[-500:]!r} {res.get('stderr', '')[-500:]!r}"
+        )
+    out = {"uname": "", "platform": None, "bastille_version": "", "bastille_rc": None, "cache": {}}
+    home_unset = f"{PROBE} home-unset" in lines
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith(f"{PROBE} platform "):
+            out["uname"] = line[len(f"{PROBE} platform "):].strip()
+            out["platform"] = platform_of(out["uname"])
+        elif line.startswith(f"{PROBE} bastille ") and line != f"{PROBE} bastille-end":
+            out["bastille_rc"] = int(line.split()[2])
+            end = lines.index(f"{PROBE} bastille-end", i)
+            out["bastille_version"] = "\n".join(lines[i + 1:end])
+            i = end
+        elif line.startswith(f"{PROBE} cache "):
+            words = line.split(" ", 4)
+            index = int(words[2])
+            out["cache"][index] = None if words[3] == "ok" else (words[4] if len(words) > 4 else "missing")
+        i += 1
+    for index in range(len(candidates)):
+        out["cache"].setdefault(index, "HOME is not set" if home_unset else "not checked")
+    return out
+
+
+def build_batch_script(steps, env, nonce):
+    """One remote command for many module runs, as plain sh read from standard input: each
+    Step's cached binary is checked as the single-task command checks it, then run with its
+    args on its own standard input (a here-document, so they travel only over the connection's
+    stdin, never on a command line), in order; the first step that fails (non-zero exit) or
+    misses the cache ends the script. Each step's output is delimited on stdout and stderr by
+    lines `WARDEN_STEP_<nonce> <index> begin|end <rc>|miss <reason>`."""
+    mark = f"WARDEN_STEP_{nonce}"
+    eof = f"WARDEN_ARGS_{nonce}"
+    lines = ["set -f", CACHE_CHECK]
+    if any(step.remote.startswith("~/") for step in steps):
+        lines.append(f'if [ -z "$HOME" ]; then printf \'\\n{mark} 0 miss HOME is not set\\n\'; exit {CACHE_MISS_RC}; fi')
+    for index, step in enumerate(steps):
+        payload = step.payload.decode()
+        if "\n" in payload:
+            raise AnsibleActionFail(f"the args of step {index} ({step.module}) are not one line of JSON")
+        path = remote_path(step.remote)
+        directory = remote_path(step.remote.rsplit("/", 1)[0])
+        lines += [
+            f"printf '\\n{mark} {index} begin\\n'; printf '\\n{mark} {index} begin\\n' >&2",
+            f"if warden_r=$(warden_cached {directory} {path} {step.sha256} </dev/null); then",
+            f"{env} {path} /dev/stdin <<'{eof}'",
+            payload,
+            eof,
+            "warden_rc=$?",
+            f"else printf '\\n{mark} {index} miss %s\\n' \"${{warden_r#*: }}\"; exit {CACHE_MISS_RC}; fi",
+            f"printf '\\n{mark} {index} end %s\\n' \"$warden_rc\"; printf '\\n{mark} {index} end\\n' >&2",
+            '[ "$warden_rc" = 0 ] || exit "$warden_rc"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def split_batch(res, count, nonce):
+    """Each step's own output from a batch's: a list of `count` entries, each None (not run),
+    {"miss": reason} (its cached binary failed the check, nothing of it ran) or a remote-command
+    result {rc, stdout, stderr} for parse_result. A step whose end mark is missing (the command
+    died under it) gets the command's rc and whatever it printed."""
+    mark = f"WARDEN_STEP_{nonce} "
+    out = [None] * count
+
+    def sections(text):
+        found, current = {}, None
+        for line in text.splitlines(keepends=True):
+            if line.startswith(mark):
+                words = line[len(mark):].split(" ", 2)
+                index = int(words[0])
+                if words[1].strip() == "begin":
+                    current = index
+                    found[index] = {"text": [], "end": None, "miss": None}
+                elif words[1].strip() == "end":
+                    found.setdefault(index, {"text": [], "end": None, "miss": None})["end"] = (words[2].strip() if len(words) > 2 else "")
+                    current = None
+                elif words[1].strip() == "miss":
+                    found.setdefault(index, {"text": [], "end": None, "miss": None})["miss"] = words[2].strip() if len(words) > 2 else ""
+                    current = None
+            elif current is not None:
+                found[current]["text"].append(line)
+        return found
+
+    stdout, stderr = sections(res.get("stdout", "")), sections(res.get("stderr", ""))
+    for index in range(count):
+        if index not in stdout:
+            continue
+        part = stdout[index]
+        if part["miss"] is not None:
+            out[index] = {"miss": part["miss"]}
+            continue
+        rc = int(part["end"]) if part["end"] not in (None, "") and part["end"].lstrip("-").isdigit() else res.get("rc")
+        err = stderr.get(index, {"text": []})["text"]
+        out[index] = {"rc": rc, "stdout": "".join(part["text"]).strip("\n"), "stderr": "".join(err).strip("\n")}
+    return out
+
+
+def new_nonce():
+    """Random marks for one batch, so no output of a module can pass for one."""
+    return secrets.token_hex(8)
 
 
 def parse_result(res):
@@ -234,15 +418,17 @@ class ActionModule(ActionBase):
 
     def _step(self, module, resolved, platform, task_vars):
         binary = self._binary(module, resolved, platform)
-        with open(binary, "rb") as handle:
-            digest = hashlib.sha256(handle.read()).hexdigest()
-        cache_dir = str(self._var(task_vars, "warden_binary_dir", "~/.cache/warden")).rstrip("/")
-        if not cache_dir.startswith(("/", "~/")) or any(c in cache_dir for c in "\n\r\0"):
-            raise AnsibleActionFail(f"warden_binary_dir must be an absolute path or start with ~/, not {cache_dir!r}")
         args = self._task.args.copy()
         self._update_module_args(module, args, task_vars)
-        payload = json.dumps(args, cls=get_module_encoder("legacy", Direction.CONTROLLER_TO_MODULE)).encode()
-        return Step(module, binary, digest, f"{cache_dir}/{module}-{digest[:20]}", payload)
+        return cached_step(module, binary, self._cache_dir(task_vars), self._payload(args))
+
+    def _cache_dir(self, task_vars):
+        return check_cache_dir(self._var(task_vars, "warden_binary_dir", "~/.cache/warden"))
+
+    @staticmethod
+    def _payload(args):
+        """A module's args as it reads them: one line of JSON, Ansible's legacy module profile."""
+        return json.dumps(args, cls=get_module_encoder("legacy", Direction.CONTROLLER_TO_MODULE)).encode()
 
     def _binary(self, module, resolved, platform):
         directory = os.path.dirname(resolved)
@@ -258,36 +444,117 @@ class ActionModule(ActionBase):
 
     def _install(self, step):
         """Uploads the binary and moves it into the cache (a fresh 0700 directory if need be)."""
+        self._install_many([step])
+
+    def _install_many(self, steps):
+        """Uploads binaries and moves them into the cache with one temporary directory and one
+        install command: 3 remote commands plus one upload per binary."""
         tmpdir = self._make_tmp_path()
         try:
-            staged = self._connection._shell.join_path(tmpdir, "warden-binary")
-            self._transfer_file(step.binary, staged)
-            self._fixup_perms2([tmpdir, staged], execute=False)
-            target = remote_path(step.remote)
-            directory = remote_path(step.remote.rsplit("/", 1)[0])
-            # A symlink in place of the cache directory is removed (the link, never its target);
-            # a directory owned by another user is refused. The copy gets a temporary name, then a
-            # rename, so concurrent tasks (forks on one host) never run a half-copied binary; a
-            # symlink or directory at the final name is removed first so the rename cannot follow it.
-            cmd = (
-                f"set -f && umask 077 && d={directory} && f={target} && "
-                'if [ -L "$d" ]; then rm -f "$d"; fi && mkdir -p "$d" && '
-                '{ [ -d "$d" ] && [ ! -L "$d" ] || { echo "$d is not a directory" >&2; exit 1; }; } && '
-                'set -- $(ls -ldn "$d") && '
-                '{ [ "$3" = "$(id -u)" ] || { echo "$d is owned by uid $3, not $(id -u)" >&2; exit 1; }; } && '
-                'chmod 0700 "$d" && rm -f "$f.$$" && '
-                f'cp {shlex.quote(staged)} "$f.$$" && chmod 0700 "$f.$$" && '
-                '{ if [ -L "$f" ] || [ -d "$f" ]; then rm -rf "$f"; fi; } && mv -f "$f.$$" "$f"'
-            )
-            res = self._low_level_execute_command(cmd, sudoable=True)
+            staged, installs = [], []
+            for n, step in enumerate(steps):
+                path = self._connection._shell.join_path(tmpdir, f"warden-binary-{n}")
+                self._transfer_file(step.binary, path)
+                staged.append(path)
+                target = remote_path(step.remote)
+                directory = remote_path(step.remote.rsplit("/", 1)[0])
+                # A symlink in place of the cache directory is removed (the link, never its target);
+                # a directory owned by another user is refused. The copy gets a temporary name, then a
+                # rename, so concurrent tasks (forks on one host) never run a half-copied binary; a
+                # symlink or directory at the final name is removed first so the rename cannot follow it.
+                installs.append(
+                    f"d={directory} && f={target} && "
+                    'if [ -L "$d" ]; then rm -f "$d"; fi && mkdir -p "$d" && '
+                    '{ [ -d "$d" ] && [ ! -L "$d" ] || { echo "$d is not a directory" >&2; exit 1; }; } && '
+                    'set -- $(ls -ldn "$d") && '
+                    '{ [ "$3" = "$(id -u)" ] || { echo "$d is owned by uid $3, not $(id -u)" >&2; exit 1; }; } && '
+                    'chmod 0700 "$d" && rm -f "$f.$$" && '
+                    f'cp {shlex.quote(path)} "$f.$$" && chmod 0700 "$f.$$" && '
+                    '{ if [ -L "$f" ] || [ -d "$f" ]; then rm -rf "$f"; fi; } && mv -f "$f.$$" "$f"'
+                )
+            self._fixup_perms2([tmpdir, *staged], execute=False)
+            res = self._low_level_execute_command("set -f && umask 077 && " + " && ".join(installs), sudoable=True)
             if res.get("rc") != 0:
                 raise AnsibleActionFail(
-                    f"cannot install the module binary in the target's cache {step.remote}: "
+                    f"cannot install the module binary in the target's cache {', '.join(s.remote for s in steps)}: "
                     f"{(res.get('stderr', '') or res.get('stdout', '')).strip()}"
                 )
-            display.vvv(f"warden: cached {step.binary} as {step.remote}")
+            for step in steps:
+                display.vvv(f"warden: cached {step.binary} as {step.remote}")
         finally:
             self._remove_tmp_path(tmpdir)
+
+    def _module_name(self, module):
+        """A warden module's name as the module loader finds it: in this collection when the
+        plugin is the collection's."""
+        return f"{COLLECTION}.{module}" if COLLECTION and "." not in module else module
+
+    def _resolve_module_named(self, module):
+        """Where a warden module's file is on the controller (library/'s binary, or the
+        collection's doc stub)."""
+        name = self._module_name(module)
+        found = self._shared_loader_obj.module_loader.find_plugin_with_context(name, collection_list=self._task.collections)
+        if not found.resolved or not found.plugin_resolved_path:
+            raise AnsibleActionFail(f"module {name} not found")
+        return found.plugin_resolved_path
+
+    def _module_binary(self, module, platform):
+        """The controller's build of a warden module for a platform (found as the plain path's
+        module is: the module loader, in this collection when the plugin is the collection's)."""
+        return self._binary(module.split(".")[-1], self._resolve_module_named(module), platform)
+
+    def _probe(self, task_vars, modules=(), bastille=True):
+        """One remote command (plain sh on standard input): the target's platform, what
+        `bastille -v` prints, and whether each module's cached binary would pass the cache
+        check. Returns {platform, uname, bastille_version, bastille_rc, cache: {module: reason
+        or None}} plus `warden_platform` for ansible_facts."""
+        known = self._var(task_vars, "warden_platform", None)
+        if known and (not isinstance(known, str) or not re.fullmatch(r"[a-z0-9_]{3,65}", known)):
+            raise AnsibleActionFail(f"warden_platform must look like freebsd_amd64, not {known!r}")
+        platforms = [known] if known else sorted(self._platforms(modules))
+        cache_dir = self._cache_dir(task_vars)
+        candidates, owners = [], []
+        for module in modules:
+            for platform in platforms:
+                try:
+                    binary = self._module_binary(module, platform)
+                except AnsibleActionFail:
+                    continue
+                candidates.append(cached_step(module, binary, cache_dir))
+                owners.append((module, platform))
+        script = build_probe_script(candidates, bastille, self._compute_environment_string())
+        res = self._low_level_execute_command("/bin/sh -s", sudoable=True, in_data=script.encode())
+        found = parse_probe(res, candidates)
+        if found["platform"] is None:
+            raise AnsibleActionFail(
+                f"cannot tell the target's platform: `uname -s -m` said {found['uname']!r}"
+                " (expected two words of letters, digits and _, like `FreeBSD amd64`)"
+            )
+        found["cache"] = {
+            module: found["cache"][i] for i, (module, platform) in enumerate(owners) if platform == found["platform"]
+        }
+        for module in modules:
+            found["cache"].setdefault(module, f"no {module} build for {found['platform']} on the controller")
+        return found
+
+    def _platforms(self, modules):
+        """Every platform some module has a controller build for (the probe checks them all
+        when the target's platform is not known yet)."""
+        out = set()
+        for module in modules:
+            name = f"{COLLECTION}.{module}" if COLLECTION else module
+            found = self._shared_loader_obj.module_loader.find_plugin_with_context(name, collection_list=self._task.collections)
+            if not found.resolved or not found.plugin_resolved_path:
+                continue
+            directory = os.path.dirname(found.plugin_resolved_path)
+            if found.plugin_resolved_path.endswith(".py"):
+                directory = os.path.join(os.path.dirname(os.path.dirname(directory)), COLLECTION_BINARIES)
+            prefix = f"{module}_"
+            for entry in os.listdir(directory) if os.path.isdir(directory) else ():
+                rest = entry[len(prefix):]
+                if entry.startswith(prefix) and not rest.endswith((".yml", ".py")) and re.fullmatch(r"[a-z0-9]+_[A-Za-z0-9_]+", rest):
+                    out.add(rest)
+        return out
 
     def _run_uploaded(self, step, env):
         """warden_binary_cache: false in the collection: upload for this task only, run, remove."""

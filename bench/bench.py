@@ -20,7 +20,9 @@ BENCH_SSH_RUNS, BENCH_SSH_COPIES, BENCH_FLEET_SIZES, BENCH_FLEET_RUNS.
 
 `python bench/bench.py --only norejails` runs just that re-run without jails against the
 stock reference (a few minutes; BENCH_RUNS runs each, interleaved) and writes
-bench/results/norejails.json.
+bench/results/norejails.json. `python bench/bench.py --only roundtrip` measures one round
+trip per host (bench/roundtrip.py: SSH sessions per agent, fleets of 10, 50 and 200 hosts,
+an SSH fleet) and writes bench/results/roundtrip.json.
 """
 
 from __future__ import annotations
@@ -246,9 +248,15 @@ def only_no_jails():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["norejails"], help="run one part of the benchmark only")
-    if parser.parse_args().only == "norejails":
+    parser.add_argument("--only", choices=["norejails", "roundtrip"], help="run one part of the benchmark only")
+    only = parser.parse_args().only
+    if only == "norejails":
         only_no_jails()
+        return
+    if only == "roundtrip":
+        import roundtrip
+
+        roundtrip.main(machine, Workspace)
         return
     path = Path(tempfile.mkdtemp(prefix="wbench", dir="/tmp"))
     path.chmod(0o755)  # the sandboxes' PostgreSQL runs as another user when run as root

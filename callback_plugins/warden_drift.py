@@ -78,6 +78,10 @@ class CallbackModule(CallbackBase):
         res = result._result
         task = result._task
         entry = {"task": task.get_name(), "action": task.action, "status": status}
+        step = res.get("item")
+        if isinstance(step, dict) and "warden_step" in step and "task" in step:
+            # A step of warden_agent_run (agent.yml, fleet.yml): reported as the role task it is.
+            entry.update(task=str(step["task"]), action=str(step.get("action", task.action)), step=str(step["warden_step"]))
         if task.no_log:
             entry["no_log"] = True
         if status == "failed" and not task.no_log:
@@ -85,6 +89,8 @@ class CallbackModule(CallbackBase):
         if "diff" in res and not task.no_log:
             entry["diff"] = _diff_summary(res["diff"])
         item = res.get("item") if not task.no_log else None
+        if isinstance(item, dict) and "warden_step" in item:
+            item = item.get("label")
         if isinstance(item, (str, int)):
             entry["item"] = item
         host["tasks"].append(entry)
@@ -101,8 +107,18 @@ class CallbackModule(CallbackBase):
             self._record(result, "changed")
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
-        if self.path and not ignore_errors:
+        # A loop whose items were recorded one by one (warden_agent_run's steps): not again.
+        if self.path and not ignore_errors and not (result._result.get("results") and self._stepwise(result._result)):
             self._record(result, "failed")
+
+    def v2_runner_item_on_failed(self, result):
+        item = result._result.get("item")
+        if self.path and isinstance(item, dict) and "warden_step" in item:
+            self._record(result, "failed")
+
+    @staticmethod
+    def _stepwise(res):
+        return any(isinstance(r, dict) and isinstance(r.get("item"), dict) and "warden_step" in r["item"] for r in res["results"])
 
     def v2_runner_on_unreachable(self, result):
         if self.path:

@@ -256,6 +256,9 @@ class Sshd:
             f"AuthorizedKeysFile {path}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n"
             "Subsystem sftp internal-sftp\n"
+            # VERBOSE logs each session (command, shell or sftp) as "Starting session: ...":
+            # openssh-portable session.c, do_exec (a verbose() line), which `sessions` counts.
+            "LogLevel VERBOSE\n"
         )
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -282,6 +285,10 @@ class Sshd:
                 **more,
             }
         )
+
+    def sessions(self):
+        """How many SSH sessions (remote commands, sftp transfers) the server has started."""
+        return (self.path / "sshd.log").read_text().count("Starting session: ")
 
     def stop(self):
         self.proc.terminate()

@@ -50,8 +50,11 @@ def test_tarball_carries_every_module_with_docs_and_plugins(tarball):
     assert "plugins/action/warden_binary.py" not in names  # an action plugin must have a module of its name
     assert {"meta/runtime.yml", "MANIFEST.json", "FILES.json", "plugins/plugin_utils/warden_binary.py"} <= names
     # The agent layout: its action plugin, its doc stub and the controller binary it runs.
-    assert CONTROLLER_PLUGINS == ["warden_agent_layout"]
-    assert {"plugins/action/warden_agent_layout.py", "plugins/modules/warden_agent_layout.py"} <= names
+    # The action plugins without a module (the layout; the host probe, the agent plan and its run):
+    # each a shim with a doc stub of its name, the code in plugin_utils.
+    assert CONTROLLER_PLUGINS == ["warden_agent_layout", "warden_agent_plan", "warden_agent_run", "warden_host_probe"]
+    for plugin in CONTROLLER_PLUGINS:
+        assert {f"plugins/action/{plugin}.py", f"plugins/modules/{plugin}.py", f"plugins/plugin_utils/{plugin}.py"} <= names
     assert any(n.startswith("controller/warden_layout_linux_") for n in names), sorted(names)
     assert {"plugins/callback/warden_drift.py", "playbooks/agent.yml", "changelogs/fragments/0001-foundation.yml"} <= names
     assert {"meta/execution-environment.yml", "meta/ee-requirements.txt", "meta/ee-bindep.txt"} <= names

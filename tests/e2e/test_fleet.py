@@ -93,3 +93,34 @@ def test_a_failing_vm_stays_within_the_failure_budget(fleet, tmp_path):
     assert all(" changed: " in line for line in lines[1:]), run.stdout
     for n in range(1, 5):
         assert_reboot_keeps_state(fleet, f"sim{n:02d}")
+
+
+@pytest.mark.fleet_size(4)
+def test_shards_on_two_controllers_then_one_merged_report(fleet, tmp_path):
+    """A fleet split across controllers: each shard (--limit, or a group) is its own warden-cron
+    with its own lock and log directory, running at the same time; bin/warden-drift-merge
+    makes one report of theirs and refuses overlapping shards."""
+    shards = {"a": "sim01,sim02", "b": "sim03,sim04"}
+    env = {**fleet.env(), "ANSIBLE_PLAYBOOK": str(BIN / "ansible-playbook")}
+    procs = {}
+    for name, limit in shards.items():
+        logdir = tmp_path / name
+        procs[name] = subprocess.Popen(
+            [REPO / "bin" / "warden-cron", "-i", fleet.inventory, "-e", "warden_fleet_group=fleet", "--limit", limit],
+            cwd=REPO, env={**env, "WARDEN_CRON_LOGDIR": str(logdir)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for name, proc in procs.items():
+        out, _ = proc.communicate()
+        assert proc.returncode == 0, out
+        assert sorted(line.split(":")[0] for line in out.splitlines() if line.startswith("sim")) == shards[name].split(","), out
+    reports = [str(next((tmp_path / name).glob("*-apply.json"))) for name in shards]
+    merged = tmp_path / "merged.json"
+    done = subprocess.run([REPO / "bin" / "warden-drift-merge", "-o", merged, *reports], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(merged.read_text())
+    assert sorted(data["hosts"]) == ["sim01", "sim02", "sim03", "sim04"] and data["check_mode"] is False
+    assert [s["hosts"] for s in data["shards"]] == [2, 2]
+    assert all(host["failed"] == 0 and host["changed"] > 0 for host in data["hosts"].values()), data
+    assert sorted(line.split(":")[0] for line in done.stderr.splitlines()) == ["sim01", "sim02", "sim03", "sim04"]
+
+    overlap = subprocess.run([REPO / "bin" / "warden-drift-merge", reports[0], reports[0]], capture_output=True, text=True)
+    assert overlap.returncode == 1 and "the shards overlap" in overlap.stderr and not overlap.stdout
