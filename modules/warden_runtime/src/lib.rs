@@ -13,6 +13,7 @@ pub mod args;
 pub mod bastille;
 pub mod exec;
 pub mod fs;
+pub mod host;
 pub mod ifconfig;
 pub mod ipv4;
 pub mod kld;
@@ -31,6 +32,7 @@ pub mod sysrc;
 pub mod vm_bhyve;
 
 pub use exec::{find_tool, Cmd};
+pub use host::Host;
 pub use plan::{Diff, Plan};
 pub use runtime::{run, Context, Module};
 pub use spec::{Param, Spec};
