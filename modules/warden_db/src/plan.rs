@@ -5,7 +5,7 @@
 //! build [`Observed`] in code. [`crate::steps::runtime_plan`] runs the actions on the
 //! run's client.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 use serde_json::{Map, Value};
@@ -38,6 +38,14 @@ pub enum Action {
     },
 }
 
+/// The pg_hba.conf update in the trail: the file written, then the reload.
+pub fn hba_trail(path: &Path) -> Vec<String> {
+    vec![
+        format!("write {}", path.display()),
+        "SELECT pg_reload_conf()".into(),
+    ]
+}
+
 /// What the planner decided.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DbPlan {
@@ -52,13 +60,14 @@ impl DbPlan {
         !self.actions.is_empty()
     }
 
-    /// The statements as `queries` shows them.
+    /// The statements as `queries` (and `commands`) show them, in order: the pg_hba.conf
+    /// update as [`hba_trail`].
     pub fn queries(&self) -> Vec<String> {
         self.actions
             .iter()
-            .filter_map(|a| match a {
-                Action::Sql { shown, .. } => Some(shown.clone()),
-                Action::Hba { .. } => None,
+            .flat_map(|a| match a {
+                Action::Sql { shown, .. } => vec![shown.clone()],
+                Action::Hba { path, .. } => hba_trail(path),
             })
             .collect()
     }
@@ -819,7 +828,12 @@ mod tests {
                 previous: hba_file(HBA),
             }]
         );
-        assert!(plan.queries().is_empty() && plan.changed());
+        // The update is in the trail like a statement (issue 16: "would change (N steps)").
+        assert_eq!(
+            plan.queries(),
+            ["write /db/pg_hba.conf", "SELECT pg_reload_conf()"]
+        );
+        assert!(plan.changed());
         assert_eq!(diff_of(&plan, "/db/pg_hba.conf"), Some((HBA, with_line)));
         // There already: nothing; absent: taken out.
         let there = Observed {

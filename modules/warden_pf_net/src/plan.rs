@@ -366,8 +366,17 @@ mod tests {
                 "/sbin/sysctl net.inet.ip.forwarding=1".into(),
             ]
         );
-        // The check changes nothing, so it is not in the trail.
-        assert_eq!(plan.commands().len(), 5);
+        // The check changes nothing, so it is not in the trail; the two files the load writes
+        // are, before its `pfctl -f`.
+        assert_eq!(
+            plan.commands()[..3],
+            [
+                "/sbin/kldload -n pf".to_string(),
+                format!("write {INCLUDE}"),
+                format!("write {PF_CONF}"),
+            ]
+        );
+        assert_eq!(plan.commands().len(), 7);
         assert!(plan.changes());
         assert_eq!(plan.values["reloaded"], true);
         assert_eq!(plan.values["pf_module_loaded"], true);
@@ -514,7 +523,10 @@ mod tests {
             .unwrap()
             .1
             .ends_with("# No agent subnets.\n"));
-        assert_eq!(plan.commands(), [format!("{PFCTL} -f {PF_CONF}")]);
+        assert_eq!(
+            plan.commands(),
+            [format!("write {INCLUDE}"), format!("{PFCTL} -f {PF_CONF}")]
+        );
     }
 
     #[test]

@@ -80,6 +80,7 @@ fn install_then_idempotent_rerun() {
     assert_eq!(
         first.result["commands"],
         json!([
+            format!("write {}", host.p("/usr/local/etc/rc.d/mevy")),
             format!(
                 "{} -f {} mevy_enable=YES",
                 host.bin.join("sysrc").display(),
@@ -211,10 +212,13 @@ fn changed_locale_restarts_and_check_mode_predicts_it() {
     let real = module(&host, changed.clone());
     assert_eq!(real.result["restarted"], true, "{}", real.result);
     let service = host.bin.join("service").display().to_string();
+    // The script's rewrite is in the trail too, between the old script's stop and the new
+    // one's start.
     assert_eq!(
         real.result["commands"],
         json!([
             format!("{service} mevy stop"),
+            format!("write {}", host.p("/usr/local/etc/rc.d/mevy")),
             format!("{service} mevy start")
         ])
     );

@@ -287,7 +287,7 @@ fn run_plan<M: Module>(values: Value, ctx: &mut Context) -> ModuleResult {
             .clone()
             .unwrap_or_else(|| match (changed, ctx.check_mode) {
                 (false, _) => "already in the desired state".to_string(),
-                (true, _) => format!("would change the host ({} step(s))", commands.len().max(1)),
+                (true, _) => format!("would change the host ({} step(s))", commands.len()),
             });
         ModuleResult::success(changed, msg)
     } else {
@@ -404,6 +404,62 @@ mod tests {
         assert_eq!(v["timeout_ms"], 7000);
         assert_eq!(v["invocation"]["module_args"]["tool_timeout"], 7);
         crate::exec::set_default_timeout(crate::exec::DEFAULT_TOOL_TIMEOUT);
+    }
+
+    struct Writes;
+
+    impl Module for Writes {
+        const NAME: &'static str = "writes";
+        const HOST: bool = false;
+        type Params = Params;
+        fn spec() -> Spec {
+            Spec::new(vec![Param::str("name").required()])
+        }
+        fn plan(params: Params, _ctx: &mut Context) -> Result<Plan> {
+            let mut plan = Plan::new();
+            plan.step(crate::plan::WriteFile {
+                path: PathBuf::from(&params.name).join("a"),
+                content: b"a".to_vec(),
+                attrs: Default::default(),
+                previous: None,
+            });
+            plan.step(crate::plan::WriteFile {
+                path: PathBuf::from(&params.name).join("b"),
+                content: b"b".to_vec(),
+                attrs: Default::default(),
+                previous: None,
+            });
+            plan.run(crate::Cmd::new("/bin/true"));
+            Ok(plan)
+        }
+    }
+
+    /// "would change the host (N steps)" counted only steps that ran a command, so a run
+    /// that writes two files and runs one tool said 1, and the writes were missing from
+    /// `commands`.
+    #[test]
+    fn would_change_counts_file_writes_like_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = dir.path().join("args");
+        let target = dir.path().join("t");
+        std::fs::write(
+            &args,
+            json!({"name": target, "_ansible_check_mode": true}).to_string(),
+        )
+        .unwrap();
+        let (json, ok) = execute::<Writes>(&["m".into(), args.into()], &mut Vec::new());
+        assert!(ok, "{json}");
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["msg"], "would change the host (3 step(s))");
+        assert_eq!(
+            v["commands"],
+            json!([
+                format!("write {}", target.join("a").display()),
+                format!("write {}", target.join("b").display()),
+                "/bin/true"
+            ])
+        );
+        assert!(!target.exists());
     }
 
     #[test]
