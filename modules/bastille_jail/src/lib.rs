@@ -3,16 +3,15 @@
 //! trusted (see the runtime's `bastille` file).
 //!
 //! Shape (issue 16): params → [`Settings`] ([`checks::settings`], every problem at once) →
-//! [`observe::observe`] reads the host once (`bastille -v`,
-//! `jls name`, the jail's files under the prefix, read without following links, and, in a
-//! running jail, `pkg query %n` and `service S onestatus` through `jexec`; for a new jail
-//! `ifconfig -g bridge` and what `bastille bootstrap` would ask) → [`plan::plan`], pure:
+//! [`observe::observe`] reads the host once (`bastille -v`, `jls name`, the jail's files
+//! under the prefix, read without following links, and, in a running jail, `pkg query %n`
+//! and `service S onestatus` through `jexec`; for a new jail `ifconfig -g bridge` and what
+//! `bastille bootstrap` would ask) → [`plan::plan`], pure:
 //! create (or bootstrap + create), correct drift in the jail's rc.conf (the host's sysrc on a
 //! private copy, written back link-safe), start or stop, install missing packages, set
 //! rc.conf values, start services → the runtime reports or applies it. Bastille's command
 //! forms and behaviour per version are in the runtime's `bastille` file and
 //! `docs/bastille-facts.md`.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod checks;
 pub mod observe;

@@ -1,5 +1,7 @@
 //! warden_bridge_alias against a simulated FreeBSD host (simulated ifconfig and sysrc).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use serde_json::{json, Value};
 use warden_sim::host::{with, ModuleRun, SimHost};
 

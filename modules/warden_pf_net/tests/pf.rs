@@ -1,5 +1,7 @@
 //! warden_pf_net against a simulated FreeBSD host (simulated pfctl, sysrc, sysctl, ifconfig).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use serde_json::{json, Value};
 use warden_sim::host::{with, ModuleRun, SimHost};
 

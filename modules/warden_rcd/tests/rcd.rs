@@ -1,6 +1,8 @@
 //! warden_rcd against a simulated FreeBSD host: the real binary, the simulator's sysrc and
 //! service, the generated script run by the rc.subr stand-in, and real tmux.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};

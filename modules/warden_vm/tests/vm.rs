@@ -2,6 +2,8 @@
 //! mode with other values (no mutating call) → idempotent re-run, each followed by a read of
 //! the host and of the guest the seed produced.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

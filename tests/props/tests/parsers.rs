@@ -3,6 +3,8 @@
 //! The ifconfig round trip goes through the simulator's independent implementation of
 //! ifconfig(8)'s output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use std::net::Ipv4Addr;
 use std::process::Command;
 

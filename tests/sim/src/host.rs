@@ -2,6 +2,9 @@
 //! directory whose `ifconfig`/`sysrc`/`service` are the simulator, the environment that puts
 //! them first on `PATH`, the call log, fault injection and a snapshot of the file tree.
 
+// Test support: a setup step that cannot be done fails the test with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
