@@ -410,7 +410,11 @@ mod tests {
     #[test]
     fn refuses_values_sysrc_cannot_write() {
         let set = |name: &str, value: &str| {
-            set_many(Path::new("sysrc"), Path::new("/etc/rc.conf"), [(name, value)])
+            set_many(
+                Path::new("sysrc"),
+                Path::new("/etc/rc.conf"),
+                [(name, value)],
+            )
         };
         for bad in ["say \"hi\"", "$(id)", "a\\b", "`id`", "a\nb"] {
             let err = set("x", bad).unwrap_err();

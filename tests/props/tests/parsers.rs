@@ -113,7 +113,7 @@ proptest! {
 
     #[test]
     fn netmask_parser_never_panics(mask in "(0x)?[0-9a-fA-F]{0,10}|[0-9.]{0,16}") {
-        let _ = ifconfig::netmask_prefix(&mask);
+        let _ = ipv4::with_netmask(std::net::Ipv4Addr::new(10, 0, 0, 1), &mask);
     }
 
     // ---- rc.conf --------------------------------------------------------------------------
