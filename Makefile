@@ -10,7 +10,7 @@ SANDBOX := .sandbox
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e molecule lint docs-check collection sizes bench bench-norejails bench-roundtrip clean \
+.PHONY: all library venv sim sandbox demo test rust-checks rust-tests e2e molecule lint ruff docs-check collection sizes bench bench-norejails bench-roundtrip clean \
 	venv-2.21 e2e-2.21 sanity sanity-2.21 ee changelog
 
 all: library
@@ -86,9 +86,13 @@ molecule: library venv sim
 	molecule test -s default
 	molecule test -s fleet
 
-lint: venv
+lint: venv ruff
 	yamllint -s .
 	ansible-lint -q
+
+## ruff: the Python linter over the plugins, bin/'s Python scripts, tests and bench (ruff.toml).
+ruff: venv
+	ruff check --no-cache
 
 docs-check: library venv
 	for m in $(MODULES); do ansible-doc -M library $$m > /dev/null || exit 1; done

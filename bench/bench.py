@@ -41,9 +41,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-import report  # noqa: E402
-from harness import MODULE_OF_STEP, REPO, SIM, STEPS, Sandbox, Sshd, Workspace  # noqa: E402
+import harness
+import report
+from harness import MODULE_OF_STEP, REPO, SIM, STEPS, Sandbox, Sshd, Workspace
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 COPIES = int(os.environ.get("BENCH_COPIES", "10"))
@@ -190,7 +190,7 @@ def bench_fleet(path, ws):
             s = harness.summary(times)
             out[str(size)] = {**s, "per_host_ms": round(s["median_ms"] / size, 1)}
         finally:
-            subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], capture_output=True)
+            subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], capture_output=True, check=False)
     return out
 
 
@@ -213,7 +213,7 @@ def machine():
     return {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()} {platform.system()} {os.cpu_count()} cpus, Python {platform.python_version()}",
-        "ansible_core": subprocess.run([harness.BIN / "ansible", "--version"], capture_output=True, text=True).stdout.split("\n")[0],
+        "ansible_core": subprocess.run([harness.BIN / "ansible", "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0],
     }
 
 
@@ -234,7 +234,7 @@ def only_no_jails():
         results["local"] = {"whole": bench_no_jails(ours_env, stock_env, RUNS)}
     finally:
         for box in (ours_box, stock_box):
-            subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], capture_output=True)
+            subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], capture_output=True, check=False)
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "norejails.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -261,7 +261,7 @@ def main():
     path = Path(tempfile.mkdtemp(prefix="wbench", dir="/tmp"))
     path.chmod(0o755)  # the sandboxes' PostgreSQL runs as another user when run as root
     ws = Workspace(path / "ws")
-    forks = subprocess.run([harness.BIN / "ansible-config", "dump", "--only-changed"], cwd=REPO, capture_output=True, text=True).stdout
+    forks = subprocess.run([harness.BIN / "ansible-config", "dump", "--only-changed"], cwd=REPO, capture_output=True, text=True, check=False).stdout
     results = {
         **machine(),
         "settings": {"runs": RUNS, "copies": COPIES, "ssh_runs": SSH_RUNS, "ssh_copies": SSH_COPIES,
@@ -311,7 +311,7 @@ def main():
         if sshd:
             sshd.stop()
         for box in (ours_box, stock_box):
-            subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], capture_output=True)
+            subprocess.run([REPO / "tests" / "sandbox.sh", box.path, SIM], capture_output=True, check=False)
 
     log("4. fleet scaling")
     results["fleet"] = bench_fleet(path, ws)

@@ -24,7 +24,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
-from conftest import BIN, SIM, Sandbox, Sshd  # noqa: E402,F401
+from conftest import BIN, SIM, Sandbox, Sshd  # noqa: F401
 
 STEPS = ["network", "pf", "jails", "db", "env", "service"]
 MODULE_OF_STEP = {
@@ -145,7 +145,7 @@ class Workspace:
 def run_playbook(env, playbook, *args, expect_changed=0):
     """Runs ansible-playbook; returns its wall time in ms. A converged run must change nothing."""
     start = time.perf_counter()
-    done = subprocess.run([BIN / "ansible-playbook", str(playbook), *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True)
+    done = subprocess.run([BIN / "ansible-playbook", str(playbook), *map(str, args)], cwd=REPO, env=env, capture_output=True, text=True, check=False)
     elapsed = (time.perf_counter() - start) * 1000
     if done.returncode != 0:
         raise RuntimeError(f"{playbook} failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
@@ -187,7 +187,7 @@ def ssh_exec_ms(sshd, runs=20):
         start = time.perf_counter()
         subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
         times.append((time.perf_counter() - start) * 1000)
-    subprocess.run([*cmd[:1], "-O", "exit", *cmd[1:-1]], capture_output=True, stdin=subprocess.DEVNULL)
+    subprocess.run([*cmd[:1], "-O", "exit", *cmd[1:-1]], capture_output=True, stdin=subprocess.DEVNULL, check=False)
     return summary(times)
 
 
@@ -200,7 +200,7 @@ def module_alone(binary, args_path, env, runs, calls_log):
     """A module run by itself (args file in, JSON out): ms and host tool calls per run."""
 
     def once():
-        out = subprocess.run([binary, args_path], env=env, capture_output=True, text=True)
+        out = subprocess.run([binary, args_path], env=env, capture_output=True, text=True, check=False)
         result = json.loads(out.stdout)
         if result.get("failed") or result.get("changed"):
             raise RuntimeError(f"{binary} did not converge: {result}")

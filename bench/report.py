@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from harness import MODULE_OF_STEP as MODULES, STEPS
+from harness import MODULE_OF_STEP as MODULES
+from harness import STEPS
 
 MiB = 1024 * 1024
 

@@ -21,7 +21,7 @@ SIM = Path(os.environ.get("WARDEN_SIM_BIN", REPO / "target" / "debug" / "freebsd
 RECAP = re.compile(
     r"^(?P<host>\S+)\s+: ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
     r"\s+failed=(?P<failed>\d+)",
-    re.M,
+    re.MULTILINE,
 )
 
 
@@ -72,7 +72,7 @@ class Sandbox:
         env = self.env()
         env["PATH"] = f"{self.path / 'bin'}:{env['PATH']}"
         env["WARDEN_SIM_ROOT"] = str(self.root(host))
-        return subprocess.run([tool, *args], env=env, capture_output=True, text=True)
+        return subprocess.run([tool, *args], env=env, capture_output=True, text=True, check=False)
 
     def calls(self, host="sim1"):
         log = self.root(host) / "sim" / "calls.log"
@@ -262,7 +262,9 @@ class Sshd:
         )
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", config], stderr=open(path / "sshd.log", "w"))
+        with open(path / "sshd.log", "w") as log:
+            # sshd keeps its own copy of the descriptor.
+            self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", config], stderr=log)
         deadline = time.time() + 10
         while time.time() < deadline:
             with socket.socket() as sock:
@@ -367,7 +369,7 @@ class AgentHost:
     def run(self, module, args_text):
         args = self.tmp / "args.json"
         args.write_text(args_text) if args_text is not None else args.unlink(missing_ok=True)
-        return subprocess.run([LIBRARY / module, args], env=self.env, capture_output=True, text=True)
+        return subprocess.run([LIBRARY / module, args], env=self.env, capture_output=True, text=True, check=False)
 
     def start(self, module, args):
         """Starts a module run in the background (its own process group)."""
@@ -376,13 +378,13 @@ class AgentHost:
         return subprocess.Popen([LIBRARY / module, path], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def tool(self, *argv):
-        return subprocess.run(list(argv), env=self.env, capture_output=True, text=True)
+        return subprocess.run(list(argv), env=self.env, capture_output=True, text=True, check=False)
 
     def psql(self, sql):
         out = subprocess.run(
             ["psql", "-h", "127.0.0.1", "-p", self.pg["PGPORT"], "-U", "postgres", "-tAc", sql],
             env={**os.environ, "PGPASSWORD": self.pg["PGPASSWORD"],
-                 "PGSSLMODE": "verify-full", "PGSSLROOTCERT": self.pg["PGSSLROOTCERT"]}, capture_output=True, text=True,
+                 "PGSSLMODE": "verify-full", "PGSSLROOTCERT": self.pg["PGSSLROOTCERT"]}, capture_output=True, text=True, check=False,
         )
         return out.stdout.strip()
 
@@ -398,7 +400,7 @@ class AgentHost:
         assert (self.root / "home" / "clawdie" / ".env").is_file()
 
     def close(self):
-        subprocess.run([REPO / "tests" / "sandbox.sh", self.box.path, SIM], capture_output=True)
+        subprocess.run([REPO / "tests" / "sandbox.sh", self.box.path, SIM], capture_output=True, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

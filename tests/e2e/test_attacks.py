@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, base_args
 
 ATTACKER = "warden-attacker"
@@ -227,7 +226,7 @@ def test_a_hanging_tool_fails_within_tool_timeout_and_frees_the_host_lock(host, 
         (host.root / "sim" / name).unlink(missing_ok=True)
     before = host.tree_hash()
     with open(host.root / "sim" / "faults", "a") as f:
-        f.write("\t".join([tool, needle, "hang", "", "1"]) + "\n")
+        f.write(f"{tool}\t{needle}\thang\t\t1\n")
     timeout = 3
     started = time.monotonic()
     rc, result, _ = run(host, module, {**base_args(host, module), "tool_timeout": timeout})
@@ -259,7 +258,7 @@ def test_warden_cron_logs_privately(tmp_path):
     fake.chmod(0o755)
     env = dict(os.environ, WARDEN_CRON_LOGDIR=str(logdir), ANSIBLE_PLAYBOOK=str(fake))
     env.pop("WARDEN_CRON_LOCK", None)
-    done = subprocess.run([REPO / "bin" / "warden-cron", "--check"], env=env, capture_output=True, text=True)
+    done = subprocess.run([REPO / "bin" / "warden-cron", "--check"], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "sim1: 0 changed" in done.stdout
     assert logdir.stat().st_mode & 0o777 == 0o700
@@ -273,12 +272,12 @@ def test_warden_cron_logs_privately(tmp_path):
     elsewhere.mkdir()
     link = tmp_path / "linked-logs"
     link.symlink_to(elsewhere)
-    refused = subprocess.run([REPO / "bin" / "warden-cron"], env={**env, "WARDEN_CRON_LOGDIR": str(link)}, capture_output=True, text=True)
+    refused = subprocess.run([REPO / "bin" / "warden-cron"], env={**env, "WARDEN_CRON_LOGDIR": str(link)}, capture_output=True, text=True, check=False)
     assert refused.returncode == 73 and "symbolic link" in refused.stderr, refused
     assert not list(elsewhere.iterdir())
     (logdir / "warden-cron.lock").unlink()
     (logdir / "warden-cron.lock").symlink_to(elsewhere / "x")
-    refused = subprocess.run([REPO / "bin" / "warden-cron"], env=env, capture_output=True, text=True)
+    refused = subprocess.run([REPO / "bin" / "warden-cron"], env=env, capture_output=True, text=True, check=False)
     assert refused.returncode == 73 and "symbolic link" in refused.stderr, refused
     assert not (elsewhere / "x").exists()
 

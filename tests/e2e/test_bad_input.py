@@ -6,7 +6,6 @@ pg_hba.conf are as before. The host already runs agent clawdie, whose state must
 import json
 
 import pytest
-
 from conftest import base_args as base
 
 # (module, changes to the valid args, words the message must hold). A value of DROP removes

@@ -2,7 +2,6 @@
 lives only at runtime is caught."""
 
 import pytest
-
 from conftest import assert_reboot_keeps_state, reboot, runtime_state
 
 

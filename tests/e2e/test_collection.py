@@ -9,7 +9,6 @@ import subprocess
 import tarfile
 
 import pytest
-
 import yaml
 from conftest import BIN, REPO, assert_reboot_keeps_state
 

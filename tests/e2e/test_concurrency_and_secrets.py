@@ -8,7 +8,6 @@ import subprocess
 from collections import Counter
 
 import pytest
-
 from conftest import assert_reboot_keeps_state
 
 
@@ -42,7 +41,7 @@ def test_agents_provisioned_at_once_are_all_there_exactly_once(sandbox, count):
     ifconfig = sandbox.tool("ifconfig", "warden0").stdout
     assert Counter(re.findall(r"\tinet (\S+) ", ifconfig)) == Counter(gateways), ifconfig
     rc_conf = (sandbox.root() / "etc" / "rc.conf").read_text()
-    persisted = re.findall(r'^ifconfig_warden0(?:_alias(\d+))?="inet (\S+)/24"$', rc_conf, re.M)
+    persisted = re.findall(r'^ifconfig_warden0(?:_alias(\d+))?="inet (\S+)/24"$', rc_conf, re.MULTILINE)
     assert sorted(a for _, a in persisted) == sorted(gateways), rc_conf
     assert sorted(int(n) for n, _ in persisted if n) == list(range(count - 1)), "aliases are not contiguous"
     include = (sandbox.root() / "etc" / "pf.warden.conf").read_text()

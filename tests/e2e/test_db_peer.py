@@ -68,9 +68,9 @@ def test_playbook_never_gives_the_admin_password_to_a_rogue_db_server(sandbox, r
 
 
 NEW_OPTION_CASES = [
-    ({"lock_timeout": 0}, "lock_timeout 0 must be between 1 and 86400"),
-    ({"statement_timeout": -5}, "statement_timeout -5 must be between 1 and 86400"),
-    ({"connect_timeout": 0}, "connect_timeout 0 must be between 1 and 3600"),
+    ({"lock_timeout": 0}, "value of lock_timeout must be between 1 and 86400 seconds, got: 0"),
+    ({"statement_timeout": -5}, "value of statement_timeout must be between 1 and 86400 seconds, got: -5"),
+    ({"connect_timeout": 0}, "value of connect_timeout must be between 1 and 3600 seconds, got: 0"),
     ({"require_auth": ["kerberos"]}, "require_auth"),
     ({"require_auth": []}, "require_auth is empty"),
     ({"ca_cert": None}, "needs ca_cert"),

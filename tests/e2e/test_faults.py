@@ -10,7 +10,6 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import REPO, base_args
 
 LOCK_KEY = 0x7761_7264_656E  # warden_db's advisory lock
@@ -177,7 +176,7 @@ def test_the_database_connection_is_lost_between_statements(host):
         while not host.psql(waiting):
             assert time.time() < deadline + 10, "the module never waited for the lock"
             time.sleep(0.05)
-        host.psql(f"SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        host.psql("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
         out, _ = module.communicate(timeout=30)
         result = json.loads(out)
         assert module.returncode == 1 and result["failed"] is True, result

@@ -6,11 +6,10 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import BIN, REPO
 
 sys.path.insert(0, str(REPO / "tests"))
-from fleet_inventory import inventory  # noqa: E402
+from fleet_inventory import inventory
 
 
 @pytest.mark.parametrize(

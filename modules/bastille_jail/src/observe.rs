@@ -16,11 +16,11 @@ use anyhow::Result;
 use ipnet::Ipv4Net;
 
 use warden_runtime::bastille::{self, JailConfig, JailPaths, JailRcConf, Version};
-use warden_runtime::rcconf::{RcChain, RcConf, RcFiles};
-use warden_runtime::{find_tool, ifconfig};
+use warden_runtime::rcconf::{RcChain, RcConf};
+use warden_runtime::{find_tool, ifconfig, Host};
 
 use crate::plan::{jail_network, rebuild_reasons};
-use crate::{Params, Want};
+use crate::{JailState, Settings};
 
 /// The tools the plan's steps run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub struct Tools {
 }
 
 impl Tools {
-    fn find(p: &Params) -> Result<Tools> {
+    fn find(p: &Settings) -> Result<Tools> {
         Ok(Tools {
             bastille: match &p.bastille_path {
                 Some(path) => PathBuf::from(path),
@@ -108,11 +108,7 @@ impl Observed {
     }
 }
 
-fn rc_files(p: &Params) -> RcFiles {
-    RcFiles::new(&p.rc_conf, &p.rc_conf_local, &p.rc_conf_d)
-}
-
-pub fn observe(p: &Params, want: &Want) -> Result<Observed> {
+pub fn observe(p: &Settings, host: &Host) -> Result<Observed> {
     let tools = Tools::find(p)?;
     let (version, version_text) = bastille::version(&tools.bastille)?;
     let prefix = Path::new(&p.bastille_prefix);
@@ -132,7 +128,7 @@ pub fn observe(p: &Params, want: &Want) -> Result<Observed> {
         boot_rc: None,
         bootstrap_rc: None,
     };
-    if p.state == "absent" {
+    if p.state == JailState::Absent {
         observed.jail = exists.then(|| Jail {
             running,
             ..Jail::default()
@@ -172,7 +168,7 @@ pub fn observe(p: &Params, want: &Want) -> Result<Observed> {
         if let (true, Some(rel)) = (p.bootstrap, release) {
             if !observed.releases.contains(&rel) {
                 observed.bootstrap_rc = Some((
-                    RcChain::read(&rc_files(p), &[])?,
+                    RcChain::read(&host.rc, &[])?,
                     RcConf::read(Path::new(&p.bastille_conf))?,
                 ));
             }
@@ -181,17 +177,17 @@ pub fn observe(p: &Params, want: &Want) -> Result<Observed> {
     if let Some(j) = jail {
         observed.jail = Some(read_inside(p, &observed, j, may_create)?);
     }
-    if want.ip.is_some() || observed.jail.is_some() {
+    if p.ip.is_some() || observed.jail.is_some() {
         observed.others = others(p, &observed)?;
     }
     if p.boot {
-        observed.boot_rc = Some(RcChain::read(&rc_files(p), &["bastille"])?);
+        observed.boot_rc = Some(RcChain::read(&host.rc, &["bastille"])?);
     }
     Ok(observed)
 }
 
 /// What only the running jail can say: its packages and services, when it keeps running.
-fn read_inside(p: &Params, o: &Observed, mut jail: Jail, may_create: bool) -> Result<Jail> {
+fn read_inside(p: &Settings, o: &Observed, mut jail: Jail, may_create: bool) -> Result<Jail> {
     if !jail.running || may_create {
         return Ok(jail);
     }
@@ -202,7 +198,7 @@ fn read_inside(p: &Params, o: &Observed, mut jail: Jail, may_create: bool) -> Re
             &o.paths.root(),
         )?);
     }
-    if p.state == "started" || p.state == "present" {
+    if matches!(p.state, JailState::Started | JailState::Present) {
         for service in &p.services {
             let up = bastille::service_status(&o.tools.jexec, &p.name, service)
                 .output()?
@@ -214,7 +210,7 @@ fn read_inside(p: &Params, o: &Observed, mut jail: Jail, may_create: bool) -> Re
 }
 
 /// Every other jail under the prefix with a jail.conf, in directory order.
-fn others(p: &Params, o: &Observed) -> Result<Vec<OtherJail>> {
+fn others(p: &Settings, o: &Observed) -> Result<Vec<OtherJail>> {
     let Ok(entries) = std::fs::read_dir(Path::new(&p.bastille_prefix).join("jails")) else {
         return Ok(Vec::new());
     };

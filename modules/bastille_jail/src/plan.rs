@@ -1,4 +1,4 @@
-//! The pure planner: `(&Params, &Want, &Observed) -> Plan`. It reads nothing and runs
+//! The pure planner: `(&Settings, &Observed) -> Plan`. It reads nothing and runs
 //! nothing — the steps it builds ask the host only when they are applied — so the table
 //! tests below build [`Observed`] in code and check the steps, the commands check mode
 //! shows, the diff, `changed`, the values and the refusals, with no process spawned.
@@ -19,7 +19,7 @@ use warden_runtime::sysrc::Changes;
 use warden_runtime::{Diff, Plan};
 
 use crate::observe::Observed;
-use crate::{Params, Want};
+use crate::{JailState, Settings};
 
 /// The jail's network settings as its rc.conf holds them: the `vnet0` address and the
 /// default route.
@@ -43,7 +43,7 @@ pub fn jail_network(rc: &RcConf) -> (Option<Ipv4Net>, Option<String>) {
 
 /// Drift only a new jail can correct (observe asks it too, to know whether this run may
 /// create the jail).
-pub fn rebuild_reasons(p: &Params, config: &JailConfig) -> Vec<String> {
+pub fn rebuild_reasons(p: &Settings, config: &JailConfig) -> Vec<String> {
     let mut rebuild = Vec::new();
     if !config.vnet {
         rebuild.push("it is not a VNET jail".to_string());
@@ -77,20 +77,20 @@ fn lines(items: &[String]) -> String {
     sorted.iter().map(|i| format!("{i}\n")).collect()
 }
 
-pub fn plan(p: &Params, want: &Want, o: &Observed, check_mode: bool) -> Result<Plan> {
+pub fn plan(p: &Settings, o: &Observed, check_mode: bool) -> Result<Plan> {
     let mut plan = Plan::new();
     plan.value("bastille_version", o.version_text.clone());
     plan.value("name", p.name.clone());
     plan.value("path", o.paths.root().display().to_string());
-    if p.state == "absent" {
+    if p.state == JailState::Absent {
         plan_absent(p, o, &mut plan);
     } else {
-        plan_present(p, want, o, check_mode, &mut plan)?;
+        plan_present(p, o, check_mode, &mut plan)?;
     }
     Ok(plan)
 }
 
-fn plan_absent(p: &Params, o: &Observed, plan: &mut Plan) {
+fn plan_absent(p: &Settings, o: &Observed, plan: &mut Plan) {
     if o.exists() {
         let jls = o.tools.jls.clone();
         let conf = o.paths.jail_conf();
@@ -109,13 +109,7 @@ fn plan_absent(p: &Params, o: &Observed, plan: &mut Plan) {
     plan.value("state", "absent");
 }
 
-fn plan_present(
-    p: &Params,
-    want: &Want,
-    o: &Observed,
-    check_mode: bool,
-    plan: &mut Plan,
-) -> Result<()> {
+fn plan_present(p: &Settings, o: &Observed, check_mode: bool, plan: &mut Plan) -> Result<()> {
     let t = &o.tools;
     let paths = &o.paths;
     let exists = o.exists();
@@ -131,8 +125,8 @@ fn plan_present(
     let fresh = RcConf::default();
     let rc = o.jail.as_ref().map(|j| &j.rc.rc).unwrap_or(&fresh);
     let (have_ip, have_router) = jail_network(rc);
-    let ip = want.ip.or(have_ip);
-    let gateway = want.gateway.map(|g| g.to_string());
+    let ip = p.ip.or(have_ip);
+    let gateway = p.gateway.map(|g| g.to_string());
     let release = p
         .release
         .clone()
@@ -154,7 +148,8 @@ fn plan_present(
         check_collision(p, o, &net, plan)?;
     }
 
-    let want_running = p.state == "started" || (p.state == "present" && (running || create));
+    let want_running =
+        p.state == JailState::Started || (p.state == JailState::Present && (running || create));
     if !create && want_running && config.is_some_and(|c| c.boot_param) {
         bail!(
             "jail {}'s jail.conf ({}) has a `boot` parameter, which jail(8) refuses (\"unknown parameter: boot\"), so the jail cannot start; Bastille before 0.14 writes it for `bastille config {} set boot …`: remove that line",
@@ -236,14 +231,14 @@ fn plan_present(
         }
     } else {
         // Drift corrected in place: address and default route in the jail's rc.conf.
-        if let Some(net) = want.ip {
+        if let Some(net) = p.ip {
             if have_ip != Some(net) {
                 changes.set("ifconfig_vnet0", &netconf::inet_words(&net))?;
                 restart_for_network = true;
             }
         }
         if let Some(g) = &gateway {
-            if have_router.as_deref() != Some(g.as_str()) && want.ip.is_some() {
+            if have_router.as_deref() != Some(g.as_str()) && p.ip.is_some() {
                 changes.set("defaultrouter", g)?;
                 restart_for_network = true;
             }
@@ -266,7 +261,7 @@ fn plan_present(
         }
     }
 
-    for (key, value) in p.sysrc.iter().flatten() {
+    for (key, value) in &p.sysrc {
         changes.set(key, value)?;
     }
     for service in &p.services {
@@ -368,7 +363,7 @@ fn plan_present(
 /// 0.14 that script starts the jails of `bastille_list` (default `ALL`), so a list without
 /// this jail gets it added. Both are read and written where rc.d/bastille's
 /// `load_rc_config bastille` finds them (rc.conf, rc.conf.local, rc.conf.d/bastille).
-fn plan_host_boot(p: &Params, o: &Observed, plan: &mut Plan) -> Result<()> {
+fn plan_host_boot(p: &Settings, o: &Observed, plan: &mut Plan) -> Result<()> {
     let Some(chain) = &o.boot_rc else {
         bail!("the host's rc.conf was not read");
     };
@@ -409,7 +404,7 @@ fn plan_host_boot(p: &Params, o: &Observed, plan: &mut Plan) -> Result<()> {
 
 /// Refuses what Bastille would refuse, or get wrong, for a new jail on this version.
 fn check_new_jail(
-    p: &Params,
+    p: &Settings,
     o: &Observed,
     ip: Option<Ipv4Net>,
     release: Option<&str>,
@@ -479,7 +474,7 @@ fn check_new_jail(
 
 /// Another jail on the same bridge with the same address is an error. A jail whose
 /// rc.conf cannot be read safely (a link its root planted) is skipped with a warning.
-fn check_collision(p: &Params, o: &Observed, ip: &Ipv4Net, plan: &mut Plan) -> Result<()> {
+fn check_collision(p: &Settings, o: &Observed, ip: &Ipv4Net, plan: &mut Plan) -> Result<()> {
     for other in &o.others {
         let config = other.config.as_ref().map_err(|e| anyhow!("{e}"))?;
         if config.bridge.as_deref() != Some(p.bridge.as_str()) {
@@ -510,7 +505,7 @@ fn check_collision(p: &Params, o: &Observed, ip: &Ipv4Net, plan: &mut Plan) -> R
 /// `bastille start|stop` unless the jail already is so when the step runs (`stop` of a
 /// stopped jail exits 1 before 0.14 and 0 later, `start` of a running one exits 0); undo
 /// puts it back only if this step changed it and it still is so.
-fn run_state(p: &Params, o: &Observed, up: bool) -> Checked {
+fn run_state(p: &Settings, o: &Observed, up: bool) -> Checked {
     let jls = o.tools.jls.clone();
     let name = p.name.clone();
     Checked::new(
@@ -529,7 +524,7 @@ fn run_state(p: &Params, o: &Observed, up: bool) -> Checked {
 /// Installs the missing packages in the running jail, then checks with the jail's own pkg
 /// that every wanted one is there. When what is missing was not known while planning (the
 /// jail was stopped), it is read first, once the jail runs.
-fn packages_step(p: &Params, o: &Observed, missing: &[String], known: bool) -> Checked {
+fn packages_step(p: &Settings, o: &Observed, missing: &[String], known: bool) -> Checked {
     let (jexec, name, root) = (o.tools.jexec.clone(), p.name.clone(), o.paths.root());
     let wanted = p.packages.clone();
     let step = Checked::new(
@@ -560,7 +555,7 @@ fn packages_step(p: &Params, o: &Observed, missing: &[String], known: bool) -> C
 
 /// Starts a service inside the jail unless it already runs (the jail's own rc may have
 /// started it when the jail came up), then checks `onestatus`.
-fn service_up(p: &Params, o: &Observed, service: &str) -> Checked {
+fn service_up(p: &Settings, o: &Observed, service: &str) -> Checked {
     let (jexec, name, svc) = (o.tools.jexec.clone(), p.name.clone(), service.to_string());
     Checked::new(
         bastille::service_start(&o.tools.jexec, &p.name, service),
@@ -583,30 +578,24 @@ mod tests {
     use serde_json::{json, Value};
     use warden_runtime::bastille::{JailPaths, Version};
     use warden_runtime::rcconf::RcChain;
-    use warden_runtime::Module;
 
     use super::*;
     use crate::observe::{Jail, OtherJail, Tools};
-    use crate::BastilleJail;
+    use crate::{checks, BastilleJail};
 
     const B: &str = "/usr/local/bin/bastille";
     const JEXEC: &str = "/usr/sbin/jexec";
     const SYSRC: &str = "/usr/sbin/sysrc";
     const PREFIX: &str = "/usr/local/bastille";
 
-    /// Params as the spec delivers them: its defaults, then `args`.
-    fn params(args: Value) -> Params {
-        let mut values = serde_json::Map::new();
-        for p in BastilleJail::spec().params {
-            values.insert(p.name.to_string(), p.default.clone().unwrap_or(Value::Null));
-        }
-        values.insert("name".into(), json!("mevygit"));
-        values.insert("release".into(), json!("14.2-RELEASE"));
-        values.insert("ip".into(), json!("10.0.1.2/24"));
-        for (k, v) in args.as_object().unwrap() {
-            values.insert(k.clone(), v.clone());
-        }
-        serde_json::from_value(Value::Object(values)).unwrap()
+    /// The settings of jail mevygit (14.2-RELEASE, 10.0.1.2/24) with `args`, through the
+    /// spec and the checks.
+    fn params(args: Value) -> Settings {
+        let mut raw = json!({"name": "mevygit", "release": "14.2-RELEASE", "ip": "10.0.1.2/24"});
+        raw.as_object_mut()
+            .unwrap()
+            .extend(args.as_object().unwrap().clone());
+        checks::settings(&warden_testkit::params::<BastilleJail>(raw)).unwrap()
     }
 
     /// A host with Bastille `version`, bridge warden0, 14.2-RELEASE bootstrapped,
@@ -669,9 +658,8 @@ mod tests {
         o.jail.as_mut().unwrap()
     }
 
-    fn run(p: &Params, o: &Observed) -> Result<Plan> {
-        let want = crate::validate(p)?;
-        plan(p, &want, o, false)
+    fn run(p: &Settings, o: &Observed) -> Result<Plan> {
+        plan(p, o, false)
     }
 
     fn ok(args: Value, o: &Observed) -> Plan {
@@ -1091,7 +1079,7 @@ mod tests {
             "bridge warden0 does not exist; create it first (warden_bridge_alias)"
         );
         let p = params(json!({}));
-        let check = plan(&p, &crate::validate(&p).unwrap(), &o, true).unwrap();
+        let check = plan(&p, &o, true).unwrap();
         assert_eq!(
             check.warnings,
             ["bridge warden0 does not exist yet; a real run fails unless an earlier task creates it"]
@@ -1263,8 +1251,10 @@ mod tests {
                 "nginx_enable=\"YES\"\nredis_flags=\"--x\"\n"
             ))
         );
-        // A value sysrc would write unescaped is refused by validation.
-        assert!(refused(json!({"sysrc": {"x": "$(reboot)"}}), &o).contains("unescaped"));
+        // A value sysrc would write unescaped is refused by the checks, before any planning.
+        let raw = json!({"name": "mevygit", "sysrc": {"x": "$(reboot)"}});
+        let err = checks::settings(&warden_testkit::params::<BastilleJail>(raw)).unwrap_err();
+        assert!(err.to_string().contains("unescaped"), "{err}");
     }
 
     /// Check mode reports the plan a real run applies: the same commands, whatever the case.
@@ -1285,9 +1275,8 @@ mod tests {
         ];
         for (args, o) in cases {
             let p = params(args.clone());
-            let want = crate::validate(&p).unwrap();
-            let real = plan(&p, &want, &o, false).unwrap();
-            let check = plan(&p, &want, &o, true).unwrap();
+            let real = plan(&p, &o, false).unwrap();
+            let check = plan(&p, &o, true).unwrap();
             assert_eq!(check.commands(), real.commands(), "{args}");
             assert_eq!(check.changes(), real.changes(), "{args}");
             assert_eq!(check.diffs, real.diffs, "{args}");

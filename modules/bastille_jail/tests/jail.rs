@@ -1,5 +1,7 @@
 //! bastille_jail against the simulated Bastille (several versions), jls, pkg and sysrc.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use serde_json::{json, Value};
 use warden_sim::host::{with, ModuleRun, SimHost};
 
@@ -16,26 +18,14 @@ fn host(version: &str) -> SimHost {
     host
 }
 fn params(host: &SimHost, name: &str, ip: &str) -> Value {
-    with(
-        json!({
-            "name": name,
-            "release": "14.2-RELEASE",
-            "ip": ip,
-            "bootstrap": true,
-            "bastille_prefix": host.p("/usr/local/bastille"),
-            "bastille_conf": host.p("/usr/local/etc/bastille/bastille.conf"),
-            "lock_file": host.p("/var/run/warden.lock"),
-        }),
-        host.rc_params(),
-    )
-}
-
-fn out(host: &SimHost, tool: &str, args: &[&str]) -> (String, i32) {
-    let o = host.tool(tool, args);
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        o.status.code().unwrap_or(-1),
-    )
+    host.args(json!({
+        "name": name,
+        "release": "14.2-RELEASE",
+        "ip": ip,
+        "bootstrap": true,
+        "bastille_prefix": host.p("/usr/local/bastille"),
+        "bastille_conf": host.p("/usr/local/etc/bastille/bastille.conf"),
+    }))
 }
 
 fn jail_rc(host: &SimHost, name: &str) -> String {
@@ -77,7 +67,7 @@ fn create_then_nothing_to_do() {
         ])
     );
     assert_eq!(run.result["bastille_version"], "1.4.4");
-    assert_eq!(out(&host, "jls", &["name"]).0, "mevycms\n");
+    assert_eq!(host.tool_out("jls", &["name"]).0, "mevycms\n");
     let rc = jail_rc(&host, "mevycms");
     assert!(
         rc.contains("ifconfig_vnet0=\"inet 10.0.1.3/24\"")
@@ -85,17 +75,12 @@ fn create_then_nothing_to_do() {
         "{rc}"
     );
     assert_eq!(
-        out(
-            &host,
-            "bastille",
-            &["service", "mevycms", "redis", "status"]
-        )
-        .1,
+        host.tool_out("bastille", &["service", "mevycms", "redis", "status"])
+            .1,
         0
     );
     assert_eq!(
-        out(
-            &host,
+        host.tool_out(
             "pkg",
             &[
                 "-r",
@@ -136,7 +121,7 @@ fn stop_start_and_absent() {
         ),
     );
     assert_eq!(stop.result["changed"], true, "{}", stop.result);
-    assert_eq!(out(&host, "jls", &["name"]).0, "");
+    assert_eq!(host.tool_out("jls", &["name"]).0, "");
     assert_eq!(
         module(
             &host,
@@ -503,7 +488,7 @@ fn a_jail_with_boot_on_comes_back_after_a_host_reboot() {
         .read("/etc/rc.conf")
         .contains("bastille_enable=\"YES\"\n"));
     host.boot();
-    assert_eq!(out(&host, "jls", &["name"]).0, "mevycms\n");
+    assert_eq!(host.tool_out("jls", &["name"]).0, "mevycms\n");
 
     // Bastille 0.10 starts the jails of bastille_list: one that names other jails gets
     // this one added.
@@ -520,7 +505,7 @@ fn a_jail_with_boot_on_comes_back_after_a_host_reboot() {
         console.contains("Starting Bastille Container: mevygit"),
         "{console}"
     );
-    assert_eq!(out(&old, "jls", &["name"]).0, "mevygit\n");
+    assert_eq!(old.tool_out("jls", &["name"]).0, "mevygit\n");
 }
 
 // ---- Bastille's behaviour per release (docs/bastille-facts.md), each a gap found by reading
@@ -551,20 +536,15 @@ fn bastille_service_status_exits_0_on_0_10() {
         &["mevy-cms", "/usr/sbin/service", "nginx", "onestop"],
     );
     assert_eq!(
-        out(
-            &host,
-            "bastille",
-            &["service", "mevy-cms", "nginx", "status"]
-        )
-        .1,
+        host.tool_out("bastille", &["service", "mevy-cms", "nginx", "status"])
+            .1,
         0
     );
     let again = module(&host, args.clone());
     assert_eq!(again.result["changed"], true, "{}", again.result);
     assert_eq!(again.result["services_started"], json!(["nginx"]));
     assert_eq!(
-        out(
-            &host,
+        host.tool_out(
             "jexec",
             &["mevy-cms", "/usr/sbin/service", "nginx", "onestatus"]
         )
@@ -589,12 +569,8 @@ fn packages_install_in_a_new_jail_on_0_x() {
         );
         assert_eq!(run.code, 0, "{version}: {}", run.result);
         assert_eq!(
-            out(
-                &host,
-                "jexec",
-                &["mevy-git", "/usr/local/sbin/pkg", "query", "%n"]
-            )
-            .0,
+            host.tool_out("jexec", &["mevy-git", "/usr/local/sbin/pkg", "query", "%n"])
+                .0,
             "git\n",
             "{version}"
         );
@@ -655,7 +631,7 @@ fn destroy_a_is_unknown_before_0_14() {
             !host.path("/usr/local/bastille/jails/mevy-git").exists(),
             "{version}"
         );
-        assert_eq!(out(&host, "jls", &["name"]).0, "", "{version}");
+        assert_eq!(host.tool_out("jls", &["name"]).0, "", "{version}");
     }
 }
 
@@ -755,11 +731,7 @@ fn config_set_boot_on_0_10_writes_jail_conf() {
         module(&host, params(&host, "mevy-git", "10.0.1.2/24")).code,
         0
     );
-    let (_, rc) = out(
-        &host,
-        "bastille",
-        &["config", "mevy-git", "set", "boot", "off"],
-    );
+    let (_, rc) = host.tool_out("bastille", &["config", "mevy-git", "set", "boot", "off"]);
     assert_eq!(rc, 0);
     module(
         &host,
@@ -816,9 +788,9 @@ fn bastille_0_10_writes_the_hosts_router_into_the_jail() {
 fn destroy_without_y_on_1_4_4_leaves_the_jail_stopped() {
     let host = host("1.4.4");
     module(&host, params(&host, "mevygit", "10.0.1.2/24"));
-    let (_, rc) = out(&host, "bastille", &["destroy", "-a", "mevygit"]);
+    let (_, rc) = host.tool_out("bastille", &["destroy", "-a", "mevygit"]);
     assert_eq!(rc, 1);
-    assert_eq!(out(&host, "jls", &["name"]).0, "", "stopped by -a");
+    assert_eq!(host.tool_out("jls", &["name"]).0, "", "stopped by -a");
     assert!(host
         .path("/usr/local/bastille/jails/mevygit/jail.conf")
         .exists());

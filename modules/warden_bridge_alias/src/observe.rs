@@ -8,11 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use warden_runtime::find_tool;
 use warden_runtime::ifconfig::{self, Interface};
-use warden_runtime::rcconf::{RcChain, RcFiles, RcLookup, RcValue};
-
-use crate::Params;
+use warden_runtime::rcconf::{RcChain, RcLookup, RcValue};
+use warden_runtime::{find_tool, Host};
 
 /// The tools the plan's steps run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +49,11 @@ impl Observed {
     }
 }
 
-pub fn observe(params: &Params) -> Result<Observed> {
+pub fn observe(host: &Host) -> Result<Observed> {
     let ifconfig_tool = find_tool("ifconfig")?;
     Ok(Observed {
         interfaces: ifconfig::all(&ifconfig_tool)?,
-        rc: RcChain::read(
-            &RcFiles::new(&params.rc_conf, &params.rc_conf_local, &params.rc_conf_d),
-            &["network", "netif"],
-        )?,
+        rc: RcChain::read(&host.rc, &["network", "netif"])?,
         tools: Tools {
             ifconfig: ifconfig_tool,
             // /usr/sbin/sysrc on FreeBSD; only a plan that changes rc.conf runs it.

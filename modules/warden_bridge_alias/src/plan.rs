@@ -1,4 +1,4 @@
-//! The pure planner: `(&Params, requested addresses, &Observed) -> Plan`. It reads nothing
+//! The pure planner: `(&Settings, &Observed) -> Plan`. It reads nothing
 //! and runs nothing; the table tests below build [`Observed`] in code and check the steps,
 //! the commands, the diff, `changed`, the values and the refusals.
 
@@ -13,17 +13,18 @@ use warden_runtime::ipv4;
 use warden_runtime::netconf::{self, Part, Persisted, Slot};
 use warden_runtime::plan::RunCmd;
 use warden_runtime::rcconf::{RcLookup, RcValue};
+use warden_runtime::spec::State;
 use warden_runtime::sysrc::Changes;
 use warden_runtime::{Diff, Plan};
 
 use crate::observe::Observed;
-use crate::Params;
+use crate::Settings;
 
-pub fn plan(params: &Params, requested: &[Ipv4Net], observed: &Observed) -> Result<Plan> {
+pub fn plan(settings: &Settings, observed: &Observed) -> Result<Plan> {
     let mut plan = Plan::new();
     Planner {
-        params,
-        requested,
+        settings,
+        requested: &settings.addresses,
         host: observed,
         ifconfig: &observed.tools.ifconfig,
     }
@@ -32,7 +33,7 @@ pub fn plan(params: &Params, requested: &[Ipv4Net], observed: &Observed) -> Resu
 }
 
 struct Planner<'a> {
-    params: &'a Params,
+    settings: &'a Settings,
     requested: &'a [Ipv4Net],
     host: &'a Observed,
     ifconfig: &'a Path,
@@ -40,8 +41,8 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     fn plan(&self, plan: &mut Plan) -> Result<()> {
-        let bridge = &self.params.bridge;
-        let present = self.params.state == "present";
+        let bridge = &self.settings.bridge;
+        let present = self.settings.state == State::Present;
         let runtime = self.host.interface(bridge);
         let runtime_addrs: Vec<Ipv4Net> = runtime.map(|i| i.inet.clone()).unwrap_or_default();
         let persisted = netconf::persisted(&self.host.rc, bridge)?;
@@ -54,7 +55,7 @@ impl Planner<'_> {
         if present {
             self.ensure_bridge(runtime, &mut rc, plan)?;
             let (remove, add): (Vec<Ipv4Net>, Vec<Ipv4Net>) = (
-                if self.params.exclusive {
+                if self.settings.exclusive {
                     runtime_addrs
                         .iter()
                         .filter(|a| !self.requested.contains(a))
@@ -80,8 +81,8 @@ impl Planner<'_> {
             }
             after.retain(|a| !remove.contains(a));
             after.extend(add);
-            if self.params.persist {
-                let stale: Vec<Ipv4Net> = if self.params.exclusive {
+            if self.settings.persist {
+                let stale: Vec<Ipv4Net> = if self.settings.exclusive {
                     persisted
                         .iter()
                         .map(|p| p.net)
@@ -142,7 +143,7 @@ impl Planner<'_> {
 
     /// Refuses addresses that clash with what the host already holds.
     fn check_against_host(&self, runtime: &[Ipv4Net], persisted: &[Persisted]) -> Result<()> {
-        let bridge = &self.params.bridge;
+        let bridge = &self.settings.bridge;
         let mut problems = Vec::new();
         // The bridge's own addresses (runtime and persisted) that stay after this run.
         let mut on_bridge: Vec<Ipv4Net> = runtime.to_vec();
@@ -154,7 +155,7 @@ impl Planner<'_> {
                 }
                 if let Some(other) = iface.inet.iter().find(|a| ipv4::overlaps(a, want)) {
                     problems.push(format!(
-                        "cannot add {want} to {bridge}: {} overlaps {} ({other}); choose another agent_subnet_base",
+                        "cannot add {want} to {bridge}: {} overlaps {} ({other}); give this agent another subnet",
                         want.trunc(),
                         iface.name
                     ));
@@ -162,7 +163,7 @@ impl Planner<'_> {
             }
             for have in &on_bridge {
                 // Equal, or going away in an exclusive run: no clash.
-                if have == want || (self.params.exclusive && !self.requested.contains(have)) {
+                if have == want || (self.settings.exclusive && !self.requested.contains(have)) {
                     continue;
                 }
                 if have.addr() == want.addr() {
@@ -204,7 +205,7 @@ impl Planner<'_> {
         rc: &mut Changes,
         plan: &mut Plan,
     ) -> Result<()> {
-        let bridge = &self.params.bridge;
+        let bridge = &self.settings.bridge;
         let cloned = self.host.cloned()?;
         let is_clone_name = |n: &str| matches!(ifconfig::split_unit(n), Some(("bridge", _)));
         // The clone that becomes the bridge at boot, if rc.conf already has one.
@@ -218,7 +219,7 @@ impl Planner<'_> {
                     == Some(bridge.as_str())
         });
         match runtime {
-            None if !self.params.create => {
+            None if !self.settings.create => {
                 bail!("bridge {bridge} does not exist and create is false")
             }
             None => {
@@ -239,7 +240,7 @@ impl Planner<'_> {
             Some(iface) if !iface.is_up() => plan.run(ifconfig::up(self.ifconfig, bridge)),
             Some(_) => {}
         }
-        if self.params.persist && persisted_clone.is_none() {
+        if self.settings.persist && persisted_clone.is_none() {
             let clone = if is_clone_name(bridge) {
                 bridge.clone()
             } else {
@@ -264,7 +265,7 @@ impl Planner<'_> {
     /// 03ccfdd2). A list without the bridge would leave it without addresses at boot, so the
     /// bridge's name is added to the list where it is set.
     fn ensure_configured_at_boot(&self, rc: &mut Changes) -> Result<()> {
-        let bridge = &self.params.bridge;
+        let bridge = &self.settings.bridge;
         let list = match rc.value("network_interfaces") {
             None => return Ok(()),
             Some(list) => list,
@@ -295,7 +296,7 @@ impl Planner<'_> {
     }
 
     fn remove_runtime(&self, addr: &Ipv4Net, plan: &mut Plan) {
-        let bridge = &self.params.bridge;
+        let bridge = &self.settings.bridge;
         plan.step(
             RunCmd::new(ifconfig::remove_alias(self.ifconfig, bridge, addr))
                 .undo_with(ifconfig::add_alias(self.ifconfig, bridge, addr)),
@@ -305,7 +306,7 @@ impl Planner<'_> {
     /// Persists one address: the main `ifconfig_<bridge>` slot if it holds no address yet,
     /// else the lowest free `aliasN`.
     fn persist(&self, addr: &Ipv4Net, rc: &mut Changes) -> Result<()> {
-        let main = netconf::if_var(&self.params.bridge);
+        let main = netconf::if_var(&self.settings.bridge);
         let main_parts = match rc.value(&main) {
             Some(v) => netconf::parts(&v)?,
             None => Vec::new(),
@@ -335,7 +336,7 @@ impl Planner<'_> {
         if remove.is_empty() {
             return Ok(());
         }
-        let main = netconf::if_var(&self.params.bridge);
+        let main = netconf::if_var(&self.settings.bridge);
         let touched: BTreeSet<&str> = persisted
             .iter()
             .filter(|p| remove.contains(&p.net))
@@ -420,25 +421,21 @@ mod tests {
     //! Table tests of the planner: every case builds the host as [`Observed`] in code.
     use serde_json::{json, Value};
     use warden_runtime::rcconf::{RcChain, RcConf, RcSource};
-    use warden_runtime::Module;
 
     use super::*;
     use crate::observe::Tools;
-    use crate::WardenBridgeAlias;
+    use crate::{checks, WardenBridgeAlias};
 
     const IFCONFIG: &str = "/sbin/ifconfig";
     const SYSRC: &str = "/usr/sbin/sysrc -f /etc/rc.conf";
 
-    fn params(args: Value) -> Params {
-        let mut values = serde_json::Map::new();
-        for p in WardenBridgeAlias::spec().params {
-            values.insert(p.name.to_string(), p.default.clone().unwrap_or(Value::Null));
-        }
-        values.insert("addresses".into(), json!(["10.0.0.1/24"]));
-        for (k, v) in args.as_object().unwrap() {
-            values.insert(k.clone(), v.clone());
-        }
-        serde_json::from_value(Value::Object(values)).unwrap()
+    /// The settings of a run with `args` (10.0.0.1/24 on warden0 unless they say otherwise).
+    fn params(args: Value) -> Settings {
+        let mut raw = json!({"addresses": ["10.0.0.1/24"]});
+        raw.as_object_mut()
+            .unwrap()
+            .extend(args.as_object().unwrap().clone());
+        checks::settings(&warden_testkit::params::<WardenBridgeAlias>(raw)).unwrap()
     }
 
     fn iface(name: &str, up: bool, groups: &[&str], inet: &[&str]) -> Interface {
@@ -478,15 +475,11 @@ mod tests {
     }
 
     fn ok(args: Value, o: &Observed) -> Plan {
-        let p = params(args);
-        let requested = crate::parse_request(&p).unwrap();
-        plan(&p, &requested, o).unwrap()
+        plan(&params(args), o).unwrap()
     }
 
     fn refused(args: Value, o: &Observed) -> String {
-        let p = params(args);
-        let requested = crate::parse_request(&p).unwrap();
-        match plan(&p, &requested, o) {
+        match plan(&params(args), o) {
             Ok(plan) => panic!("planned {:?}", plan.describe()),
             Err(e) => format!("{e:#}"),
         }

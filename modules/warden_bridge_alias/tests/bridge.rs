@@ -1,5 +1,7 @@
 //! warden_bridge_alias against a simulated FreeBSD host (simulated ifconfig and sysrc).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use serde_json::{json, Value};
 use warden_sim::host::{with, ModuleRun, SimHost};
 
@@ -8,13 +10,7 @@ fn module(host: &SimHost, args: Value) -> ModuleRun {
 }
 
 fn params(host: &SimHost, addresses: &[&str]) -> Value {
-    with(
-        json!({
-            "addresses": addresses,
-            "lock_file": host.p("/var/run/warden.lock"),
-        }),
-        host.rc_params(),
-    )
+    host.args(json!({ "addresses": addresses }))
 }
 
 /// The bridge's IPv4 lines as ifconfig prints them.
@@ -342,10 +338,7 @@ fn failed_persist_rolls_back_and_the_next_run_completes() {
 #[test]
 fn single_address_alias_and_persist_false() {
     let host = SimHost::new();
-    let args = with(
-        json!({"address": "10.0.4.1/24", "persist": false, "lock_file": host.p("/var/run/warden.lock")}),
-        host.rc_params(),
-    );
+    let args = host.args(json!({"address": "10.0.4.1/24", "persist": false}));
     let run = module(&host, args);
     assert_eq!(run.code, 0, "{}", run.result);
     assert_eq!(rc_lines(&host).len(), 0);

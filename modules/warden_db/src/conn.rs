@@ -32,7 +32,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -40,13 +40,14 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::pem::PemObject;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::runtime::Runtime;
-use tokio_postgres::config::{ChannelBinding, SslMode};
+use tokio_postgres::config::{ChannelBinding, SslMode as PgSslMode};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect, TlsStream};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::checks::SslMode;
 pub use crate::guard::Policy;
 use crate::guard::{Guard, Seen};
 
@@ -62,7 +63,7 @@ pub struct Target {
     pub user: String,
     pub password: Option<String>,
     pub dbname: String,
-    pub ssl_mode: String,
+    pub ssl_mode: SslMode,
     pub ca_cert: Option<String>,
     /// The authentication methods accepted (`require_plus` is set here for TLS).
     pub auth: Policy,
@@ -103,7 +104,7 @@ impl Target {
         let only_scram = !(self.auth.md5 || self.auth.password || self.auth.none);
         if tls {
             config
-                .ssl_mode(SslMode::Require)
+                .ssl_mode(PgSslMode::Require)
                 .channel_binding(if only_scram {
                     ChannelBinding::Require
                 } else {
@@ -111,7 +112,7 @@ impl Target {
                 });
         } else {
             config
-                .ssl_mode(SslMode::Disable)
+                .ssl_mode(PgSslMode::Disable)
                 .channel_binding(ChannelBinding::Disable);
         }
         config
@@ -221,9 +222,9 @@ pub fn connect(target: &Target) -> Result<Db> {
     let result = if target.unix_socket.is_some() {
         attempt(None)
     } else {
-        match target.ssl_mode.as_str() {
-            "disable" => attempt(None),
-            "allow" => attempt(None).or_else(|plain| {
+        match target.ssl_mode {
+            SslMode::Disable => attempt(None),
+            SslMode::Allow => attempt(None).or_else(|plain| {
                 attempt(Some(Verify::Nothing)).map_err(|tls| Failure {
                     error: anyhow!(
                         "without TLS: {}; with TLS: {}",
@@ -233,14 +234,13 @@ pub fn connect(target: &Target) -> Result<Db> {
                     tls_refused: tls.tls_refused,
                 })
             }),
-            "prefer" => match attempt(Some(Verify::Nothing)) {
+            SslMode::Prefer => match attempt(Some(Verify::Nothing)) {
                 Err(failure) if failure.tls_refused => attempt(None),
                 other => other,
             },
-            "require" => attempt(Some(Verify::Nothing)),
-            "verify-ca" => attempt(Some(Verify::Chain)),
-            "verify-full" => attempt(Some(Verify::Full)),
-            other => bail!("ssl_mode {other:?} is not a libpq sslmode"),
+            SslMode::Require => attempt(Some(Verify::Nothing)),
+            SslMode::VerifyCa => attempt(Some(Verify::Chain)),
+            SslMode::VerifyFull => attempt(Some(Verify::Full)),
         }
     };
     let client = result.map_err(|failure| {

@@ -2,7 +2,7 @@
 //! identifiers"), on the server of its db jail or any server the inventory names, plus an
 //! optional pg_hba.conf line for the agent's subnet.
 //!
-//! Shape: validate → connect (verified TLS by default, see `conn`) and take a server-wide
+//! Shape: params → [`Settings`] ([`checks::settings`], every problem at once) → connect (verified TLS by default, see `conn`) and take a server-wide
 //! advisory lock within lock_timeout (runs for different agents never interleave) →
 //! [`observe::observe`] with SELECTs only (`pg_authid`, `pg_database`, privileges) and the
 //! pg_hba.conf file → [`plan::plan`], pure: the statements → [`steps::runtime_plan`] → the
@@ -10,8 +10,8 @@
 //! undoing the done ones if one fails. Passwords travel only as SCRAM verifiers computed here; an
 //! unchanged password is recognised by recomputing the stored verifier (at most
 //! `scram::MAX_ITERATIONS` rounds), so it is not a change.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod checks;
 pub mod conn;
 pub mod guard;
 pub mod hba;
@@ -21,17 +21,17 @@ pub mod scram;
 pub mod sql;
 pub mod steps;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
-use ipnet::Ipv4Net;
+use anyhow::{anyhow, Result};
 use serde::Deserialize;
 use tokio_postgres::error::SqlState as postgres_code;
 
-use warden_runtime::spec::{Param, Spec};
+use warden_runtime::spec::{Param, Spec, State};
 use warden_runtime::{Context, Module, Plan};
 
+pub use checks::Settings;
+use checks::{Auth, HbaMethod, HbaType, SslMode};
 use conn::Db as Client;
 
 pub use observe::{Database, Observed, Role};
@@ -39,13 +39,15 @@ pub use plan::{Action, DbPlan};
 
 pub struct WardenDb;
 
+/// The params as the spec delivers them (see `library/warden_db.yml`); [`checks::settings`]
+/// validates them into [`Settings`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     pub name: String,
     pub database: Option<String>,
     pub password: Option<String>,
-    pub state: String,
+    pub state: State,
     pub owner: Option<String>,
     pub encoding: String,
     pub lc_collate: Option<String>,
@@ -59,17 +61,23 @@ pub struct Params {
     pub login_password: Option<String>,
     pub login_unix_socket: Option<String>,
     pub login_db: String,
-    pub ssl_mode: String,
+    pub ssl_mode: SslMode,
     pub ca_cert: Option<String>,
-    pub require_auth: Option<Vec<String>>,
-    pub connect_timeout: i64,
-    pub statement_timeout: i64,
-    pub lock_timeout: i64,
+    pub require_auth: Option<Vec<Auth>>,
+    #[serde(deserialize_with = "warden_runtime::spec::seconds")]
+    pub connect_timeout: Duration,
+    #[serde(deserialize_with = "warden_runtime::spec::seconds")]
+    pub statement_timeout: Duration,
+    #[serde(deserialize_with = "warden_runtime::spec::seconds")]
+    pub lock_timeout: Duration,
     pub pg_hba_file: Option<String>,
     pub pg_hba_address: Option<String>,
-    pub pg_hba_type: String,
-    pub pg_hba_method: String,
+    pub pg_hba_type: HbaType,
+    pub pg_hba_method: HbaMethod,
 }
+
+/// The longest statement or lock wait: a day (every wait is bounded).
+const MAX_WAIT: u32 = 86_400;
 
 /// The advisory lock every warden_db run takes on the server (session level: CREATE
 /// DATABASE cannot run inside a transaction). "warden" in ASCII.
@@ -77,8 +85,10 @@ pub const LOCK_KEY: i64 = 0x7761_7264_656e;
 
 impl Module for WardenDb {
     const NAME: &'static str = "warden_db";
-    // Talks to PostgreSQL over its protocol; no host tool, so no tool_timeout.
+    // Talks to PostgreSQL over its protocol; no host tool, so no tool_timeout, and no host
+    // lock (the server's advisory lock serializes runs).
     const RUNS_TOOLS: bool = false;
+    const HOST: bool = false;
     type Params = Params;
 
     fn spec() -> Spec {
@@ -86,9 +96,7 @@ impl Module for WardenDb {
             Param::str("name").required(),
             Param::str("database"),
             Param::str("password").no_log(),
-            Param::str("state")
-                .choices(&["present", "absent"])
-                .default("present"),
+            Param::choice::<State>("state").default(State::Present),
             Param::str("owner"),
             Param::str("encoding").default("UTF8"),
             Param::str("lc_collate"),
@@ -102,43 +110,25 @@ impl Module for WardenDb {
             Param::str("login_password").no_log(),
             Param::path("login_unix_socket"),
             Param::str("login_db").default("postgres"),
-            Param::str("ssl_mode")
-                .choices(&[
-                    "disable",
-                    "allow",
-                    "prefer",
-                    "require",
-                    "verify-ca",
-                    "verify-full",
-                ])
-                .default("verify-full"),
+            Param::choice::<SslMode>("ssl_mode").default(SslMode::VerifyFull),
             Param::path("ca_cert"),
-            Param::list_of_str("require_auth").choices(&[
-                "scram-sha-256",
-                "md5",
-                "password",
-                "none",
-            ]),
-            Param::int("connect_timeout").default(10),
-            Param::int("statement_timeout").default(60),
-            Param::int("lock_timeout").default(60),
+            Param::list_of_choices::<Auth>("require_auth"),
+            Param::duration("connect_timeout", 1, 3600).default(10),
+            Param::duration("statement_timeout", 1, MAX_WAIT).default(60),
+            Param::duration("lock_timeout", 1, MAX_WAIT).default(60),
             Param::path("pg_hba_file"),
             Param::str("pg_hba_address"),
-            Param::str("pg_hba_type")
-                .choices(&["host", "hostssl"])
-                .default("host"),
-            Param::str("pg_hba_method")
-                .choices(&["scram-sha-256", "md5", "reject"])
-                .default("scram-sha-256"),
+            Param::choice::<HbaType>("pg_hba_type").default(HbaType::Host),
+            Param::choice::<HbaMethod>("pg_hba_method").default(HbaMethod::ScramSha256),
         ])
     }
 
     fn plan(params: Params, _ctx: &mut Context) -> Result<Plan> {
-        let checked = validate(&params)?;
-        let mut client = conn::connect(&checked.target)?;
+        let settings = checks::settings(&params)?;
+        let mut client = conn::connect(&settings.target)?;
         take_lock(&mut client)?;
-        let observed = observe::observe(&mut client, &params, &checked)?;
-        let db_plan = plan::plan(&params, &checked, &observed)?;
+        let observed = observe::observe(&mut client, &settings)?;
+        let db_plan = plan::plan(&settings, &observed)?;
         Ok(steps::runtime_plan(db_plan, client))
     }
 }
@@ -170,151 +160,14 @@ fn take_lock(client: &mut Client) -> Result<()> {
     Err(anyhow!(msg))
 }
 
-/// Settings derived while validating.
-struct Checked {
-    database: String,
-    owner: String,
-    hba: Option<(PathBuf, Ipv4Net)>,
-    target: conn::Target,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn validate(p: &Params) -> Result<Checked> {
-    let mut problems = Vec::new();
-    let database = p.database.clone().unwrap_or_else(|| p.name.clone());
-    let owner = p.owner.clone().unwrap_or_else(|| p.name.clone());
-    for (what, value) in [
-        ("name", &p.name),
-        ("database", &database),
-        ("owner", &owner),
-        ("template", &p.template),
-    ] {
-        if let Err(e) = sql::check_name(what, value) {
-            problems.push(e.to_string());
-        }
-    }
-    if let Err(e) = sql::check_name("login_user", &p.login_user).or_else(|e| {
-        // The admin may well be `postgres` or another pg_-less name; only refuse what could inject.
-        if p.login_user
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    }) {
-        problems.push(e.to_string());
-    }
-    for (what, value) in [
-        ("encoding", Some(&p.encoding)),
-        ("lc_collate", p.lc_collate.as_ref()),
-        ("lc_ctype", p.lc_ctype.as_ref()),
-    ] {
-        if let Some(value) = value {
-            if let Err(e) = sql::check_setting(what, value) {
-                problems.push(e.to_string());
-            }
-        }
-    }
-    if !(1..=65535).contains(&p.login_port) {
-        problems.push(format!("login_port {} is not a TCP port", p.login_port));
-    }
-    if let Some(limit) = p.conn_limit {
-        if limit < -1 || limit > i64::from(i32::MAX) {
-            problems.push(format!("conn_limit {limit} must be -1 (no limit) or more"));
-        }
-    }
-    if let Some(password) = &p.password {
-        if password.is_empty() {
-            problems.push("password is empty; leave it out to keep the role without one".into());
-        }
-        if password.contains('\0') {
-            problems.push("password contains a NUL byte".into());
-        }
-    }
-    if (p.ssl_mode == "verify-ca" || p.ssl_mode == "verify-full")
-        && p.ca_cert.is_none()
-        && p.login_unix_socket.is_none()
-    {
-        problems.push(format!(
-            "ssl_mode {} needs ca_cert, the CA that signed the server's certificate (or connect through login_unix_socket)",
-            p.ssl_mode
+    #[test]
+    fn params_spec_and_docs_agree() {
+        warden_testkit::assert_params_agree::<WardenDb>(include_str!(
+            "../../../library/warden_db.yml"
         ));
-    }
-    for (what, value, max) in [
-        ("connect_timeout", p.connect_timeout, 3600),
-        ("statement_timeout", p.statement_timeout, 86_400),
-        ("lock_timeout", p.lock_timeout, 86_400),
-    ] {
-        if !(1..=max).contains(&value) {
-            problems.push(format!(
-                "{what} {value} must be between 1 and {max} seconds (every wait is bounded)"
-            ));
-        }
-    }
-    let methods: Vec<&str> = match &p.require_auth {
-        Some(list) => list.iter().map(String::as_str).collect(),
-        // Over a unix socket the server may also log the admin in by peer or trust.
-        None if p.login_unix_socket.is_some() => vec!["scram-sha-256", "none"],
-        None => vec!["scram-sha-256"],
-    };
-    if methods.is_empty() {
-        problems.push("require_auth is empty: no login could succeed".into());
-    }
-    let auth = conn::Policy {
-        scram: methods.contains(&"scram-sha-256"),
-        md5: methods.contains(&"md5"),
-        password: methods.contains(&"password"),
-        none: methods.contains(&"none"),
-        require_plus: false,
-        max_iterations: scram::MAX_ITERATIONS,
-    };
-    let hba = match (&p.pg_hba_file, &p.pg_hba_address) {
-        (Some(file), Some(address)) => match address.trim().parse::<Ipv4Net>() {
-            Ok(net) if net.addr() == net.network() => Some((PathBuf::from(file), net)),
-            Ok(net) => {
-                problems.push(format!(
-                    "pg_hba_address {net} is not a subnet; did you mean {}?",
-                    net.trunc()
-                ));
-                None
-            }
-            Err(_) => {
-                problems.push(format!(
-                    "pg_hba_address {address:?} is not an IPv4 subnet such as 10.0.1.0/24"
-                ));
-                None
-            }
-        },
-        (None, None) => None,
-        _ => {
-            problems.push("pg_hba_file and pg_hba_address go together".into());
-            None
-        }
-    };
-    let seconds = |n: i64| Duration::from_secs(n.clamp(1, 86_400) as u64);
-    let target = conn::Target {
-        host: p.login_host.clone(),
-        port: p.login_port.clamp(1, 65535) as u16,
-        unix_socket: p.login_unix_socket.clone(),
-        user: p.login_user.clone(),
-        password: p.login_password.clone(),
-        dbname: p.login_db.clone(),
-        ssl_mode: p.ssl_mode.clone(),
-        ca_cert: p.ca_cert.clone(),
-        auth,
-        connect_timeout: seconds(p.connect_timeout),
-        statement_timeout: seconds(p.statement_timeout),
-        lock_timeout: seconds(p.lock_timeout),
-    };
-    if problems.is_empty() {
-        Ok(Checked {
-            database,
-            owner,
-            hba,
-            target,
-        })
-    } else {
-        bail!("{}", problems.join("; "))
     }
 }

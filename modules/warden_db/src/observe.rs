@@ -10,7 +10,7 @@ use tokio_postgres::error::SqlState as postgres_code;
 use warden_runtime::fs::{self as wfs, FileState};
 
 use crate::conn::{Db as Client, DbError};
-use crate::{Checked, Params};
+use crate::Settings;
 
 /// The role as the catalog holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +51,9 @@ fn query_error(what: &str, e: DbError) -> anyhow::Error {
     anyhow!("{what}: {e}")
 }
 
-pub(crate) fn observe(client: &mut Client, p: &Params, checked: &Checked) -> Result<Observed> {
-    let database = &checked.database;
-    let owner = &checked.owner;
+pub(crate) fn observe(client: &mut Client, p: &Settings) -> Result<Observed> {
+    let database = &p.database;
+    let owner = &p.owner;
     let version: i32 = client
         .query_one("SELECT current_setting('server_version_num')::int", &[])
         .map_err(|e| query_error("cannot read the server version", e))?
@@ -120,8 +120,8 @@ pub(crate) fn observe(client: &mut Client, p: &Params, checked: &Checked) -> Res
         "SELECT 1 FROM pg_database WHERE datname = $1::text",
         &p.template,
     )?;
-    let hba_file = match &checked.hba {
-        Some((path, _)) => wfs::read_state(path)?,
+    let hba_file = match &p.hba {
+        Some(hba) => wfs::read_state(&hba.file)?,
         None => None,
     };
     Ok(Observed {

@@ -1,4 +1,4 @@
-//! The pure planner: `(&Params, &Checked, &Observed) -> DbPlan`, the statements in order
+//! The pure planner: `(&Settings, &Observed) -> DbPlan`, the statements in order
 //! (each shown in `queries` without any secret, with the statement that undoes it), the
 //! pg_hba.conf update, the diff and the values. It reads nothing and runs nothing (a new
 //! password's SCRAM verifier is computed here, with a fresh salt); the table tests below
@@ -8,17 +8,18 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
-use ipnet::Ipv4Net;
 use serde_json::{Map, Value};
 
 use warden_runtime::fs::FileState;
+use warden_runtime::spec::{Choice, State};
 use warden_runtime::Diff;
 
+use crate::checks::Hba;
 use crate::hba;
 use crate::observe::{Observed, Role};
 use crate::scram::{self, Stored};
 use crate::sql::{self, ident, literal};
-use crate::{Checked, Params};
+use crate::Settings;
 
 /// One thing to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,14 @@ pub enum Action {
     },
 }
 
+/// The pg_hba.conf update in the trail: the file written, then the reload.
+pub fn hba_trail(path: &Path) -> Vec<String> {
+    vec![
+        format!("write {}", path.display()),
+        "SELECT pg_reload_conf()".into(),
+    ]
+}
+
 /// What the planner decided.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DbPlan {
@@ -51,13 +60,14 @@ impl DbPlan {
         !self.actions.is_empty()
     }
 
-    /// The statements as `queries` shows them.
+    /// The statements as `queries` (and `commands`) show them, in order: the pg_hba.conf
+    /// update as [`hba_trail`].
     pub fn queries(&self) -> Vec<String> {
         self.actions
             .iter()
-            .filter_map(|a| match a {
-                Action::Sql { shown, .. } => Some(shown.clone()),
-                Action::Hba { .. } => None,
+            .flat_map(|a| match a {
+                Action::Sql { shown, .. } => vec![shown.clone()],
+                Action::Hba { path, .. } => hba_trail(path),
             })
             .collect()
     }
@@ -73,20 +83,14 @@ impl DbPlan {
     }
 }
 
-pub(crate) fn plan(params: &Params, checked: &Checked, observed: &Observed) -> Result<DbPlan> {
+pub(crate) fn plan(settings: &Settings, observed: &Observed) -> Result<DbPlan> {
     let mut out = DbPlan::default();
-    Planner {
-        params,
-        checked,
-        observed,
-    }
-    .plan(&mut out)?;
+    Planner { settings, observed }.plan(&mut out)?;
     Ok(out)
 }
 
 struct Planner<'a> {
-    params: &'a Params,
-    checked: &'a Checked,
+    settings: &'a Settings,
     observed: &'a Observed,
 }
 
@@ -100,13 +104,13 @@ impl Planner<'_> {
     }
 
     fn plan(&self, plan: &mut DbPlan) -> Result<()> {
-        let p = self.params;
+        let p = self.settings;
         let o = &self.observed;
         let role = ident(&p.name);
-        let db = ident(&self.checked.database);
+        let db = ident(&self.settings.database);
         let mut password_changed = false;
 
-        if p.state == "absent" {
+        if p.state == State::Absent {
             if o.database.is_some() {
                 if o.version >= 130_000 {
                     self.sql(plan, format!("DROP DATABASE {db} WITH (FORCE)"), None, None);
@@ -115,7 +119,7 @@ impl Planner<'_> {
                         plan,
                         format!(
                             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid()",
-                            literal(&self.checked.database)
+                            literal(&self.settings.database)
                         ),
                         None,
                         None,
@@ -159,7 +163,7 @@ impl Planner<'_> {
                         if o.password_unverifiable {
                             plan.warnings.push(format!(
                                 "{} cannot read pg_authid (not a superuser), so the password of the existing role {} is left as it is",
-                                p.login_user, p.name
+                                p.target.user, p.name
                             ));
                         } else if !Stored::parse(existing.password.as_deref()).matches(pw) {
                             if let Some(n) =
@@ -192,19 +196,19 @@ impl Planner<'_> {
             if !o.owner_exists {
                 bail!(
                     "owner {:?} of database {} is not a role on the server",
-                    self.checked.owner,
-                    self.checked.database
+                    self.settings.owner,
+                    self.settings.database
                 );
             }
             self.plan_database(plan, &db)?;
         }
-        if let Some((path, subnet)) = &self.checked.hba {
-            self.plan_hba(plan, path, subnet)?;
+        if let Some(hba) = &self.settings.hba {
+            self.plan_hba(plan, hba)?;
         }
 
         self.diff(plan, password_changed);
         plan.value("role", p.name.clone());
-        plan.value("database", self.checked.database.clone());
+        plan.value("database", self.settings.database.clone());
         plan.value("password_changed", password_changed);
         plan.value("server_version", o.version);
         let queries = plan.queries();
@@ -213,9 +217,9 @@ impl Planner<'_> {
     }
 
     fn plan_database(&self, plan: &mut DbPlan, db: &str) -> Result<()> {
-        let p = self.params;
+        let p = self.settings;
         let o = &self.observed;
-        let owner = ident(&self.checked.owner);
+        let owner = ident(&self.settings.owner);
         match &o.database {
             None => {
                 if !o.template_exists {
@@ -272,11 +276,11 @@ impl Planner<'_> {
                 if !mismatch.is_empty() {
                     bail!(
                         "database {} exists with {}; PostgreSQL cannot change that in place: dump it, drop it and let warden_db create it again",
-                        self.checked.database,
+                        self.settings.database,
                         mismatch.join(", ")
                     );
                 }
-                if have.owner != self.checked.owner {
+                if have.owner != self.settings.owner {
                     self.sql(
                         plan,
                         format!("ALTER DATABASE {db} OWNER TO {owner}"),
@@ -315,22 +319,23 @@ impl Planner<'_> {
         Ok(())
     }
 
-    fn plan_hba(&self, plan: &mut DbPlan, path: &Path, subnet: &Ipv4Net) -> Result<()> {
-        let p = self.params;
+    fn plan_hba(&self, plan: &mut DbPlan, hba: &Hba) -> Result<()> {
+        let p = self.settings;
+        let path = &hba.file;
         let previous = self.observed.hba_file.clone();
         let text = previous
             .as_ref()
             .map(|s| String::from_utf8_lossy(&s.content).into_owned())
             .with_context(|| format!("pg_hba_file {} does not exist", path.display()))?;
-        let wanted = p.state == "present";
+        let wanted = p.state == State::Present;
         if let Some(new) = hba::edit(
             &text,
             wanted,
-            &p.pg_hba_type,
-            &self.checked.database,
+            hba.kind.word(),
+            &self.settings.database,
             &p.name,
-            subnet,
-            &p.pg_hba_method,
+            &hba.subnet,
+            hba.method.word(),
         ) {
             plan.diff(Diff::new(path.display().to_string(), text, new.clone()));
             plan.actions.push(Action::Hba {
@@ -345,9 +350,9 @@ impl Planner<'_> {
     /// Role attributes and database settings before and after; never the password, only
     /// whether it changes.
     fn diff(&self, plan: &mut DbPlan, password_changed: bool) {
-        let p = self.params;
+        let p = self.settings;
         let o = &self.observed;
-        let present = p.state == "present";
+        let present = p.state == State::Present;
         let role_text = |exists: bool, login: bool, password: &str| {
             if exists {
                 format!("role: {}\nlogin: {login}\npassword: {password}\n", p.name)
@@ -389,7 +394,7 @@ impl Planner<'_> {
                        public: bool| {
             format!(
                 "database: {}\nowner: {owner}\nencoding: {encoding}\nlc_collate: {collate}\nlc_ctype: {ctype}\nconn_limit: {limit}\npublic_connect: {public}\n",
-                self.checked.database
+                self.settings.database
             )
         };
         let before = o
@@ -409,7 +414,7 @@ impl Planner<'_> {
         let after = if present {
             let have = o.database.as_ref();
             db_text(
-                &self.checked.owner,
+                &self.settings.owner,
                 &have
                     .map(|d| d.encoding.clone())
                     .unwrap_or_else(|| p.encoding.clone()),
@@ -430,7 +435,7 @@ impl Planner<'_> {
             String::new()
         };
         plan.diff(Diff::new(
-            format!("database {}", self.checked.database),
+            format!("database {}", self.settings.database),
             before,
             after,
         ));
@@ -441,26 +446,21 @@ impl Planner<'_> {
 mod tests {
     //! Table tests of the planner: every case builds the server's catalog as [`Observed`].
     use serde_json::{json, Value};
-    use warden_runtime::Module;
 
     use super::*;
     use crate::observe::Database;
-    use crate::WardenDb;
+    use crate::{checks, WardenDb};
 
     const PW: &str = "correct horse";
 
-    fn params(args: Value) -> Params {
-        let mut values = serde_json::Map::new();
-        for p in WardenDb::spec().params {
-            values.insert(p.name.to_string(), p.default.clone().unwrap_or(Value::Null));
-        }
-        values.insert("name".into(), json!("mevy"));
-        values.insert("password".into(), json!(PW));
-        values.insert("login_unix_socket".into(), json!("/tmp"));
-        for (k, v) in args.as_object().unwrap() {
-            values.insert(k.clone(), v.clone());
-        }
-        serde_json::from_value(Value::Object(values)).unwrap()
+    /// The settings of role mevy with password [`PW`], logging in over a unix socket, with
+    /// `args`: the spec's validation, then the checks.
+    fn settings(args: Value) -> Result<Settings> {
+        let mut raw = json!({"name": "mevy", "password": PW, "login_unix_socket": "/tmp"});
+        raw.as_object_mut()
+            .unwrap()
+            .extend(args.as_object().unwrap().clone());
+        checks::settings(&warden_testkit::validated::<WardenDb>(raw).map_err(anyhow::Error::msg)?)
     }
 
     /// A server with neither the role nor the database.
@@ -501,9 +501,7 @@ mod tests {
     }
 
     fn run(args: Value, o: &Observed) -> Result<DbPlan> {
-        let p = params(args);
-        let checked = crate::validate(&p)?;
-        plan(&p, &checked, o)
+        plan(&settings(args)?, o)
     }
 
     fn ok(args: Value, o: &Observed) -> DbPlan {
@@ -830,7 +828,12 @@ mod tests {
                 previous: hba_file(HBA),
             }]
         );
-        assert!(plan.queries().is_empty() && plan.changed());
+        // The update is in the trail like a statement (issue 16: "would change (N steps)").
+        assert_eq!(
+            plan.queries(),
+            ["write /db/pg_hba.conf", "SELECT pg_reload_conf()"]
+        );
+        assert!(plan.changed());
         assert_eq!(diff_of(&plan, "/db/pg_hba.conf"), Some((HBA, with_line)));
         // There already: nothing; absent: taken out.
         let there = Observed {

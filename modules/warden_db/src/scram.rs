@@ -94,9 +94,14 @@ impl Stored {
         let salted = pbkdf2_sha256(&normalize(password), salt, *iterations);
         let client_key = hmac(&salted, b"Client Key");
         let computed_stored = Sha256::digest(client_key);
-        let computed_server = hmac(&salted, b"Server Key");
-        constant_time_eq(&computed_stored, stored_key)
-            & constant_time_eq(&computed_server, server_key)
+        // Compared in constant time by hmac's `verify_slice`: the ServerKey is an HMAC
+        // itself; the StoredKey is a hash, so its HMAC under the salted password is compared
+        // instead (equal exactly when the keys are).
+        let server_ok =
+            keyed(&salted, b"Server Key").is_some_and(|m| m.verify_slice(server_key).is_ok());
+        let stored_ok = keyed(&salted, stored_key)
+            .is_some_and(|m| m.verify_slice(&hmac(&salted, &computed_stored)).is_ok());
+        server_ok & stored_ok
     }
 }
 
@@ -108,14 +113,18 @@ fn normalize(password: &str) -> Vec<u8> {
     }
 }
 
-fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = match HmacSha256::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => return Vec::new(),
-    };
+/// HMAC-SHA-256 of `message` under `key`, before finalizing (HMAC accepts keys of any
+/// length, so `None` does not happen).
+fn keyed(key: &[u8], message: &[u8]) -> Option<HmacSha256> {
+    let mut mac = HmacSha256::new_from_slice(key).ok()?;
     mac.update(message);
-    mac.finalize().into_bytes().to_vec()
+    Some(mac)
+}
+
+fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
+    keyed(key, message)
+        .map(|m| m.finalize().into_bytes().to_vec())
+        .unwrap_or_default()
 }
 
 /// PBKDF2 with HMAC-SHA-256 and one output block (SCRAM's `Hi()`). The keyed HMAC state is
@@ -139,10 +148,6 @@ fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         }
     }
     result.to_vec()
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A fresh SCRAM verifier for `password` (random salt, 4096 iterations).
@@ -179,6 +184,27 @@ mod tests {
         ));
         assert!(stored.matches("pencil"));
         assert!(!stored.matches("pencils"));
+    }
+
+    /// Both keys count: a verifier whose StoredKey (what the server checks a login's proof
+    /// against) or ServerKey belongs to another password is not the password's.
+    #[test]
+    fn a_verifier_with_one_key_of_another_password_does_not_match() {
+        let (a, b) = (verifier("pencil"), verifier("pencils"));
+        let parts = |v: &str| {
+            let (head, keys) = v.rsplit_once('$').unwrap();
+            let (stored, server) = keys.split_once(':').unwrap();
+            (head.to_string(), stored.to_string(), server.to_string())
+        };
+        let (head_a, stored_a, server_a) = parts(&a);
+        let (_, stored_b, server_b) = parts(&b);
+        // b's keys under a's salt cannot match a's password; mix the keys to be sure each
+        // comparison decides.
+        let mixed = format!("{head_a}${stored_a}:{server_b}");
+        assert!(!Stored::parse(Some(&mixed)).matches("pencil"));
+        let mixed = format!("{head_a}${stored_b}:{server_a}");
+        assert!(!Stored::parse(Some(&mixed)).matches("pencil"));
+        assert!(Stored::parse(Some(&format!("{head_a}${stored_a}:{server_a}"))).matches("pencil"));
     }
 
     #[test]

@@ -106,6 +106,9 @@ impl Step for HbaUpdate {
     fn describe(&self) -> String {
         format!("write {} and reload", self.path.display())
     }
+    fn trail(&self) -> Vec<String> {
+        crate::plan::hba_trail(&self.path)
+    }
     fn apply(&mut self) -> Result<()> {
         wfs::write_atomic(&self.path, self.content.as_bytes(), Attrs::default())?;
         let errors = self

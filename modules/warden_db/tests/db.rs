@@ -1,5 +1,7 @@
 //! warden_db against a real PostgreSQL server (a throw-away cluster per test).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 mod common;
 
 use common::{module, module_within, with, Cluster, Pki};

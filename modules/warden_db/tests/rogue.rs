@@ -3,6 +3,8 @@
 //! it, and no wait of the login may be unbounded. The rogue records everything it receives;
 //! the tests assert on that record.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 mod common;
 
 use common::{module_within, with, Pki, Rogue};

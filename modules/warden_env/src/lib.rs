@@ -9,41 +9,43 @@
 //! and expanding dotenv parsers read the exact value back. Newlines are refused: dotenv
 //! dialects disagree on them.
 //!
-//! Shape (issue 16): [`validate`] → [`observe::observe`] reads the host once (the file,
-//! read without following links, whether its directory exists, the owner's and group's ids)
-//! → [`plan::plan`], pure → the runtime reports or applies it.
-//!
 //! The diff masks the value of every key in `secret_values` and of every key that looks
 //! secret (its name contains `PASSWORD`, `TOKEN`, `SECRET` or `KEY`, in any case), before and
 //! after: the old file may hold keys this run no longer knows, and warden-cron's check mode
 //! logs every diff. The file is read and written through `warden_runtime::fs`: the agent
 //! owns the directory, so a `.env` it replaced with a link (or a FIFO, or a hard link to a
 //! host file) is refused and nothing of it is read or shown.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+//!
+//! Shape (issue 16): params → [`Settings`] ([`checks::settings`], every problem at once) →
+//! [`observe::observe`] reads the host once (the file, read without following links, whether
+//! its directory exists, the owner's and group's ids) → [`plan::plan`], pure (mkdir, write or
+//! remove) → the runtime reports or applies it.
 
+pub mod checks;
 pub mod observe;
 pub mod plan;
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Deserialize;
 
-use warden_runtime::shell::is_identifier;
-use warden_runtime::spec::{Param, Spec};
+use warden_runtime::spec::{Param, Spec, State};
 use warden_runtime::{Context, Module, Plan};
 
+pub use checks::Settings;
 pub use observe::Observed;
 
 pub struct WardenEnv;
 
+/// The params as the spec delivers them (see `library/warden_env.yml`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     pub path: String,
     pub values: Option<BTreeMap<String, String>>,
     pub secret_values: Option<BTreeMap<String, String>>,
-    pub state: String,
+    pub state: State,
     pub owner: Option<String>,
     pub group: Option<String>,
     pub mode: String,
@@ -55,8 +57,9 @@ const MASK: &str = "********";
 
 impl Module for WardenEnv {
     const NAME: &'static str = "warden_env";
-    // Writes one file; runs no host tool, so no tool_timeout.
+    // Writes one file; runs no host tool, so no tool_timeout, and takes no host lock.
     const RUNS_TOOLS: bool = false;
+    const HOST: bool = false;
     type Params = Params;
 
     fn spec() -> Spec {
@@ -64,9 +67,7 @@ impl Module for WardenEnv {
             Param::path("path").required(),
             Param::dict_of_str("values"),
             Param::dict_of_str("secret_values").no_log(),
-            Param::str("state")
-                .choices(&["present", "absent"])
-                .default("present"),
+            Param::choice::<State>("state").default(State::Present),
             Param::str("owner"),
             Param::str("group"),
             Param::mode("mode").default("0600"),
@@ -74,35 +75,10 @@ impl Module for WardenEnv {
         ])
     }
 
-    fn plan(p: Params, _ctx: &mut Context) -> Result<Plan> {
-        validate(
-            p.values.as_ref().unwrap_or(&BTreeMap::new()),
-            p.secret_values.as_ref().unwrap_or(&BTreeMap::new()),
-        )?;
-        let observed = observe::observe(&p)?;
-        plan::plan(&p, &observed)
-    }
-}
-
-fn validate(values: &BTreeMap<String, String>, secrets: &BTreeMap<String, String>) -> Result<()> {
-    let mut problems = Vec::new();
-    for (key, value) in values.iter().chain(secrets) {
-        if !is_identifier(key) {
-            problems.push(format!("{key:?} is not an environment variable name"));
-        }
-        if value.contains(['\n', '\r', '\0']) {
-            problems.push(format!("the value of {key} contains a line break or NUL, which .env files cannot hold portably"));
-        }
-    }
-    for key in secrets.keys() {
-        if values.contains_key(key) {
-            problems.push(format!("{key} is both in values and in secret_values"));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        bail!("{}", problems.join("; "))
+    fn plan(params: Params, _ctx: &mut Context) -> Result<Plan> {
+        let settings = checks::settings(&params)?;
+        let observed = observe::observe(&settings)?;
+        plan::plan(&settings, &observed)
     }
 }
 
@@ -237,9 +213,9 @@ mod tests {
     }
 
     #[test]
-    fn refusals() {
-        assert!(validate(&map(&[("BAD-KEY", "1")]), &BTreeMap::new()).is_err());
-        assert!(validate(&map(&[("K", "a\nb")]), &BTreeMap::new()).is_err());
-        assert!(validate(&map(&[("K", "1")]), &map(&[("K", "2")])).is_err());
+    fn params_spec_and_docs_agree() {
+        warden_testkit::assert_params_agree::<WardenEnv>(include_str!(
+            "../../../library/warden_env.yml"
+        ));
     }
 }

@@ -8,7 +8,9 @@ use anyhow::Result;
 
 use warden_runtime::fs::{self as wfs, FileState};
 
-use crate::Params;
+use warden_runtime::spec::State;
+
+use crate::Settings;
 
 /// Everything the planner may know.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,9 +25,9 @@ pub struct Observed {
     pub gid: Option<u32>,
 }
 
-pub fn observe(p: &Params) -> Result<Observed> {
-    let path = PathBuf::from(&p.path);
-    let present = p.state != "absent";
+pub fn observe(p: &Settings) -> Result<Observed> {
+    let path = p.path.clone();
+    let present = p.state == State::Present;
     let resolve = |name: &Option<String>, by: fn(&str) -> Result<u32>| -> Result<Option<u32>> {
         match name {
             Some(name) if present => by(name).map(Some),

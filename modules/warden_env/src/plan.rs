@@ -1,46 +1,42 @@
-//! The pure planner: `(&Params, &Observed) -> Plan`. It reads nothing and writes nothing;
+//! The pure planner: `(&Settings, &Observed) -> Plan`. It reads nothing and writes nothing;
 //! the table tests below build [`Observed`] in code and check the steps, the diff (secrets
 //! masked), `changed` and the values.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use warden_runtime::fs::{self as wfs, Attrs};
+use warden_runtime::fs::Attrs;
 use warden_runtime::plan::{MakeDir, RemoveFile, WriteFile};
+use warden_runtime::spec::State;
 use warden_runtime::{Diff, Plan};
 
 use crate::observe::Observed;
-use crate::{masked, render, Params};
+use crate::{masked, render, Settings};
 
-pub fn plan(p: &Params, o: &Observed) -> Result<Plan> {
-    let values = p.values.clone().unwrap_or_default();
-    let secrets: BTreeMap<String, String> = p.secret_values.clone().unwrap_or_default();
+pub fn plan(p: &Settings, o: &Observed) -> Result<Plan> {
+    let (values, secrets) = (&p.values, &p.secrets);
     let path = &o.path;
+    let shown_path = p.path.display().to_string();
     let before_text = o
         .file
         .as_ref()
         .map(|s| String::from_utf8_lossy(&s.content).into_owned())
         .unwrap_or_default();
     let mut plan = Plan::new();
-    plan.value("path", p.path.clone());
-    if p.state == "absent" {
+    plan.value("path", shown_path.clone());
+    if p.state == State::Absent {
         if let Some(previous) = &o.file {
             plan.step(RemoveFile {
                 path: path.clone(),
                 previous: Some(previous.clone()),
             });
-            plan.diff(Diff::new(
-                p.path.clone(),
-                masked(&before_text, &secrets),
-                "",
-            ));
+            plan.diff(Diff::new(shown_path, masked(&before_text, secrets), ""));
         }
         return Ok(plan);
     }
     let attrs = Attrs {
-        mode: Some(wfs::parse_mode(&p.mode)?),
+        mode: Some(p.mode),
         uid: o.uid,
         gid: o.gid,
     };
@@ -60,7 +56,7 @@ pub fn plan(p: &Params, o: &Observed) -> Result<Plan> {
             },
         });
     }
-    let text = render(&values, &secrets);
+    let text = render(values, secrets);
     let differs = o
         .file
         .as_ref()
@@ -74,9 +70,9 @@ pub fn plan(p: &Params, o: &Observed) -> Result<Plan> {
         });
     }
     plan.diff(Diff::new(
-        p.path.clone(),
-        masked(&before_text, &secrets),
-        masked(&text, &secrets),
+        shown_path,
+        masked(&before_text, secrets),
+        masked(&text, secrets),
     ));
     plan.value(
         "env_keys",
@@ -94,28 +90,23 @@ mod tests {
     //! Table tests of the planner: every case builds the file as [`Observed`] in code.
     use serde_json::{json, Value};
     use warden_runtime::fs::FileState;
-    use warden_runtime::Module;
 
     use super::*;
-    use crate::WardenEnv;
+    use crate::{checks, WardenEnv};
 
     const PATH: &str = "/home/mevy/agent/.env";
 
-    fn params(args: Value) -> Params {
-        let mut values = serde_json::Map::new();
-        for p in WardenEnv::spec().params {
-            values.insert(p.name.to_string(), p.default.clone().unwrap_or(Value::Null));
-        }
-        values.insert("path".into(), json!(PATH));
-        values.insert("values".into(), json!({"AGENT_NAME": "mevy"}));
-        values.insert(
-            "secret_values".into(),
-            json!({"WARDEN_DB_PASSWORD": "Canary-9"}),
-        );
-        for (k, v) in args.as_object().unwrap() {
-            values.insert(k.clone(), v.clone());
-        }
-        serde_json::from_value(Value::Object(values)).unwrap()
+    /// The settings of a run with `args` over the `.env` of agent mevy.
+    fn params(args: Value) -> Settings {
+        let mut raw = json!({
+            "path": PATH,
+            "values": {"AGENT_NAME": "mevy"},
+            "secret_values": {"WARDEN_DB_PASSWORD": "Canary-9"},
+        });
+        raw.as_object_mut()
+            .unwrap()
+            .extend(args.as_object().unwrap().clone());
+        checks::settings(&warden_testkit::params::<WardenEnv>(raw)).unwrap()
     }
 
     const TEXT: &str = "# Managed by warden_env; changes here are overwritten on the next run.\nAGENT_NAME=mevy\nWARDEN_DB_PASSWORD=Canary-9\n";

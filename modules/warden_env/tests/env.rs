@@ -1,5 +1,7 @@
 //! warden_env on a real file system.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use std::os::unix::fs::PermissionsExt;
 
 use serde_json::{json, Value};

@@ -2,6 +2,8 @@
 //! per Bastille version), every validation problem with the message users see, all of them
 //! at once, a new jail kind as one row, the shared LLM jail, and the binary's protocol.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use serde_json::{json, Value};
 
 use warden_layout::{derive, use_shared_llm, Host, Kind, Layout, KINDS};

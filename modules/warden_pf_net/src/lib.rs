@@ -21,35 +21,32 @@
 //! open more than the agents need: the jails reach the outside through NAT and each other
 //! within their agent's /24; the host's own addresses and the other agents' subnets stay
 //! closed unless `allow_host_access` / `allow_inter_agent` say otherwise (see [`render`]).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod checks;
 pub mod observe;
 pub mod plan;
 
-use std::path::Path;
-use std::time::Duration;
-
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, Context as _, Result};
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
-use warden_layout::rules;
 use warden_runtime::fs::FileState;
-use warden_runtime::ifconfig;
-use warden_runtime::ipv4;
-use warden_runtime::rcconf;
-use warden_runtime::spec::{Param, Spec};
+use warden_runtime::spec::{Param, Spec, State};
 use warden_runtime::{Context, Module, Plan};
 
+pub use checks::Settings;
 pub use observe::{Enabling, Observed, Tools};
 
 pub struct WardenPfNet;
 
+/// The params as the spec delivers them (see `library/warden_pf_net.yml`; the rc.conf chain
+/// and the host lock come as `ctx.host()`); [`checks::settings`] validates them into
+/// [`Settings`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     pub subnets: Vec<String>,
-    pub state: String,
+    pub state: State,
     pub exclusive: bool,
     pub ext_if: Option<String>,
     pub bridge: String,
@@ -60,11 +57,6 @@ pub struct Params {
     pub allow_public: bool,
     pub allow_host_access: bool,
     pub allow_inter_agent: bool,
-    pub rc_conf: String,
-    pub rc_conf_local: String,
-    pub rc_conf_d: Vec<String>,
-    pub lock_file: String,
-    pub lock_timeout: i64,
 }
 
 /// The macro holding the agents' subnets in the include file.
@@ -82,9 +74,7 @@ impl Module for WardenPfNet {
             Param::list_of_str("subnets")
                 .required()
                 .aliases(&["subnet"]),
-            Param::str("state")
-                .choices(&["present", "absent"])
-                .default("present"),
+            Param::choice::<State>("state").default(State::Present),
             Param::bool("exclusive").default(false),
             Param::str("ext_if"),
             Param::str("bridge").default("warden0"),
@@ -95,65 +85,14 @@ impl Module for WardenPfNet {
             Param::bool("allow_public").default(false),
             Param::bool("allow_host_access").default(false),
             Param::bool("allow_inter_agent").default(false),
-            Param::path("rc_conf").default(rcconf::RC_CONF),
-            Param::path("rc_conf_local").default(rcconf::RC_CONF_LOCAL),
-            Param::list_of_str("rc_conf_d").default(serde_json::json!(rcconf::RC_CONF_D)),
-            Param::path("lock_file").default(warden_runtime::lock::DEFAULT_LOCK_FILE),
-            Param::int("lock_timeout").default(300),
         ])
     }
 
     fn plan(params: Params, ctx: &mut Context) -> Result<Plan> {
-        let requested = validate(&params)?;
-        ctx.lock_host(
-            Path::new(&params.lock_file),
-            Duration::from_secs(params.lock_timeout.max(0) as u64),
-        )?;
-        let observed = observe::observe(&params, &requested)?;
-        plan::plan(&params, &requested, &observed)
-    }
-}
-
-fn validate(params: &Params) -> Result<Vec<Ipv4Net>> {
-    let mut problems = Vec::new();
-    for (label, name) in [
-        ("bridge", Some(&params.bridge)),
-        ("ext_if", params.ext_if.as_ref()),
-    ] {
-        if let Some(Err(problem)) = name.map(|n| ifconfig::check_name(label, n)) {
-            problems.push(problem);
-        }
-    }
-    let mut subnets = Vec::new();
-    for text in &params.subnets {
-        match ipv4::parse_cidr(text.trim()) {
-            Ok(net) if net.addr() != net.network() => problems.push(format!(
-                "{net} is not a subnet (network address); did you mean {}?",
-                net.trunc()
-            )),
-            Ok(net) => {
-                if let Err(problem) = rules::check_private(net, &net, params.allow_public) {
-                    problems.push(problem);
-                } else if !subnets.contains(&net) {
-                    subnets.push(net);
-                }
-            }
-            Err(e) => problems.push(e.to_string()),
-        }
-    }
-    for (i, a) in subnets.iter().enumerate() {
-        for b in &subnets[i + 1..] {
-            if ipv4::overlaps(a, b) {
-                problems.push(format!(
-                    "{a} and {b} overlap; each agent needs its own subnet"
-                ));
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(subnets)
-    } else {
-        bail!("{}", problems.join("; "))
+        let settings = checks::settings(&params)?;
+        ctx.lock_host()?;
+        let observed = observe::observe(&settings, ctx.host())?;
+        plan::plan(&settings, &observed)
     }
 }
 
@@ -399,6 +338,13 @@ mod tests {
         ]);
         sort_subnets(&mut set);
         assert_eq!(set, nets(&["10.0.2.0/24", "10.0.10.0/24", "172.16.0.0/24"]));
+    }
+
+    #[test]
+    fn params_spec_and_docs_agree() {
+        warden_testkit::assert_params_agree::<WardenPfNet>(include_str!(
+            "../../../library/warden_pf_net.yml"
+        ));
     }
 
     #[test]

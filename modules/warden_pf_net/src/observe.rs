@@ -9,14 +9,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use ipnet::Ipv4Net;
 
 use warden_runtime::fs::{self as wfs, FileState};
-use warden_runtime::rcconf::{RcChain, RcFiles};
-use warden_runtime::{find_tool, ifconfig, kld, pfctl, sysctl};
+use warden_runtime::rcconf::RcChain;
+use warden_runtime::{find_tool, ifconfig, kld, pfctl, sysctl, Host};
 
 use crate::plan::target;
-use crate::Params;
+use crate::Settings;
 
 /// The tools the plan's steps run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +59,7 @@ pub struct Observed {
     pub enabling: Option<Enabling>,
 }
 
-pub fn observe(p: &Params, requested: &[Ipv4Net]) -> Result<Observed> {
+pub fn observe(p: &Settings, host: &Host) -> Result<Observed> {
     // kldload and sysrc run only in steps that need them; on FreeBSD they are in base.
     let or_base =
         |name: &str, dir: &str| find_tool(name).unwrap_or_else(|_| Path::new(dir).join(name));
@@ -81,7 +80,7 @@ pub fn observe(p: &Params, requested: &[Ipv4Net]) -> Result<Observed> {
     };
     // What the files should hold; if they cannot (a subnet overlaps, no ext_if), the planner
     // says so before anything else is asked.
-    let Ok(target) = target(p, requested, &o.include, &o.main) else {
+    let Ok(target) = target(p, &o.include, &o.main) else {
         return Ok(o);
     };
     if !target.set.is_empty() {
@@ -98,10 +97,9 @@ pub fn observe(p: &Params, requested: &[Ipv4Net]) -> Result<Observed> {
         o.nat_rules = Some(nat);
     }
     if p.enable {
-        let files = RcFiles::new(&p.rc_conf, &p.rc_conf_local, &p.rc_conf_d);
         o.enabling = Some(Enabling {
-            pf_rc: RcChain::read(&files, &["pf"])?,
-            routing_rc: RcChain::read(&files, &["routing"])?,
+            pf_rc: RcChain::read(&host.rc, &["pf"])?,
+            routing_rc: RcChain::read(&host.rc, &["routing"])?,
             pf_enabled: o.pf_loaded && pfctl::is_enabled(&o.tools.pfctl)?,
             forwarding: sysctl::get(&o.tools.sysctl, sysctl::IP_FORWARDING)?,
         });

@@ -1,5 +1,5 @@
-//! The pure planner: `(&Params, requested subnets, &Observed) -> Plan`. It reads nothing and
-//! runs nothing; the table tests below build [`Observed`] in code and check the steps, the
+//! The pure planner: `(&Settings, &Observed) -> Plan`. It reads nothing and runs nothing;
+//! the table tests below build [`Observed`] in code and check the steps, the
 //! commands, the diff, `changed` and the values. [`target`] — what the two files should
 //! hold — is pure too, and observe uses it to know what else to ask.
 
@@ -12,11 +12,12 @@ use warden_runtime::fs::FileState;
 use warden_runtime::ipv4;
 use warden_runtime::pfctl::{self, CheckRuleset, LoadRuleset, RulesetFile};
 use warden_runtime::plan::RunCmd;
+use warden_runtime::spec::State;
 use warden_runtime::sysrc::Changes;
 use warden_runtime::{kld, sysctl, Diff, Plan};
 
 use crate::observe::Observed;
-use crate::{parse_set, render, sort_subnets, text_of, Params, RenderOpts};
+use crate::{parse_set, render, sort_subnets, text_of, RenderOpts, Settings};
 
 /// What the include file and pf.conf should hold.
 #[derive(Debug, Clone)]
@@ -34,14 +35,14 @@ pub struct Target {
 /// The subnet set, the include file and the main ruleset this run wants, from the files as
 /// they are.
 pub fn target(
-    params: &Params,
-    requested: &[Ipv4Net],
+    params: &Settings,
     include: &Option<FileState>,
     main: &Option<FileState>,
 ) -> Result<Target> {
+    let requested = &params.subnets;
     let current = parse_set(&text_of(include), &params.path)?;
-    let mut set: Vec<Ipv4Net> = match (params.state.as_str(), params.exclusive) {
-        ("absent", _) => current
+    let mut set: Vec<Ipv4Net> = match (params.state, params.exclusive) {
+        (State::Absent, _) => current
             .iter()
             .filter(|n| !requested.contains(n))
             .copied()
@@ -135,7 +136,7 @@ pub fn target(
     })
 }
 
-pub fn plan(params: &Params, requested: &[Ipv4Net], o: &Observed) -> Result<Plan> {
+pub fn plan(params: &Settings, o: &Observed) -> Result<Plan> {
     let mut plan = Plan::new();
     let Target {
         set,
@@ -143,7 +144,7 @@ pub fn plan(params: &Params, requested: &[Ipv4Net], o: &Observed) -> Result<Plan
         main: new_main,
         ext_if,
         files,
-    } = target(params, requested, &o.include, &o.main)?;
+    } = target(params, &o.include, &o.main)?;
     if !set.is_empty() {
         let names = o.interfaces.as_deref().unwrap_or_default();
         if !names.contains(&ext_if) {
@@ -234,28 +235,23 @@ mod tests {
     //! Table tests of the planner: every case builds the host as [`Observed`] in code.
     use serde_json::{json, Value};
     use warden_runtime::rcconf::{RcChain, RcConf};
-    use warden_runtime::Module;
 
     use super::*;
     use crate::observe::{Enabling, Tools};
-    use crate::WardenPfNet;
+    use crate::{checks, WardenPfNet};
 
     const PFCTL: &str = "/sbin/pfctl";
     const INCLUDE: &str = "/etc/pf.warden.conf";
     const PF_CONF: &str = "/etc/pf.conf";
     const ADMIN: &str = "ext_if = \"vtnet0\"\nset skip on lo0\nnat on $ext_if from 192.168.50.0/24 to any -> ($ext_if)\nblock in all\npass out all keep state\n";
 
-    fn params(args: Value) -> Params {
-        let mut values = serde_json::Map::new();
-        for p in WardenPfNet::spec().params {
-            values.insert(p.name.to_string(), p.default.clone().unwrap_or(Value::Null));
-        }
-        values.insert("subnets".into(), json!(["10.0.1.0/24"]));
-        values.insert("ext_if".into(), json!("vtnet0"));
-        for (k, v) in args.as_object().unwrap() {
-            values.insert(k.clone(), v.clone());
-        }
-        serde_json::from_value(Value::Object(values)).unwrap()
+    /// The settings of a run with `args` (10.0.1.0/24 over vtnet0 unless they say otherwise).
+    fn params(args: Value) -> Settings {
+        let mut raw = json!({"subnets": ["10.0.1.0/24"], "ext_if": "vtnet0"});
+        raw.as_object_mut()
+            .unwrap()
+            .extend(args.as_object().unwrap().clone());
+        checks::settings(&warden_testkit::params::<WardenPfNet>(raw)).unwrap()
     }
 
     fn file(text: &str) -> Option<FileState> {
@@ -275,7 +271,7 @@ mod tests {
         list.iter().map(|s| s.parse().unwrap()).collect()
     }
 
-    fn include_for(subnets: &[&str], p: &Params) -> String {
+    fn include_for(subnets: &[&str], p: &Settings) -> String {
         render(
             &nets(subnets),
             RenderOpts {
@@ -339,15 +335,11 @@ mod tests {
     }
 
     fn ok(args: Value, o: &Observed) -> Plan {
-        let p = params(args);
-        let requested = crate::validate(&p).unwrap();
-        plan(&p, &requested, o).unwrap()
+        plan(&params(args), o).unwrap()
     }
 
     fn refused(args: Value, o: &Observed) -> String {
-        let p = params(args);
-        let requested = crate::validate(&p).unwrap();
-        match plan(&p, &requested, o) {
+        match plan(&params(args), o) {
             Ok(plan) => panic!("planned {:?}", plan.describe()),
             Err(e) => format!("{e:#}"),
         }
@@ -374,8 +366,17 @@ mod tests {
                 "/sbin/sysctl net.inet.ip.forwarding=1".into(),
             ]
         );
-        // The check changes nothing, so it is not in the trail.
-        assert_eq!(plan.commands().len(), 5);
+        // The check changes nothing, so it is not in the trail; the two files the load writes
+        // are, before its `pfctl -f`.
+        assert_eq!(
+            plan.commands()[..3],
+            [
+                "/sbin/kldload -n pf".to_string(),
+                format!("write {INCLUDE}"),
+                format!("write {PF_CONF}"),
+            ]
+        );
+        assert_eq!(plan.commands().len(), 7);
         assert!(plan.changes());
         assert_eq!(plan.values["reloaded"], true);
         assert_eq!(plan.values["pf_module_loaded"], true);
@@ -522,7 +523,10 @@ mod tests {
             .unwrap()
             .1
             .ends_with("# No agent subnets.\n"));
-        assert_eq!(plan.commands(), [format!("{PFCTL} -f {PF_CONF}")]);
+        assert_eq!(
+            plan.commands(),
+            [format!("write {INCLUDE}"), format!("{PFCTL} -f {PF_CONF}")]
+        );
     }
 
     #[test]

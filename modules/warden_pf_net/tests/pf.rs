@@ -1,5 +1,7 @@
 //! warden_pf_net against a simulated FreeBSD host (simulated pfctl, sysrc, sysctl, ifconfig).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use serde_json::{json, Value};
 use warden_sim::host::{with, ModuleRun, SimHost};
 
@@ -8,19 +10,15 @@ fn module(host: &SimHost, args: Value) -> ModuleRun {
 }
 
 fn params(host: &SimHost, subnets: &[&str]) -> Value {
-    with(
-        json!({
-            "subnets": subnets,
-            "path": host.p("/etc/pf.warden.conf"),
-            "pf_conf": host.p("/etc/pf.conf"),
-            "lock_file": host.p("/var/run/warden.lock"),
-        }),
-        host.rc_params(),
-    )
+    host.args(json!({
+        "subnets": subnets,
+        "path": host.p("/etc/pf.warden.conf"),
+        "pf_conf": host.p("/etc/pf.conf"),
+    }))
 }
 
 fn stdout(host: &SimHost, tool: &str, args: &[&str]) -> String {
-    String::from_utf8_lossy(&host.tool(tool, args).stdout).into_owned()
+    host.tool_out(tool, args).0
 }
 
 /// A pf.conf as an admin writes it: comments, options, scrub, NAT of its own, filter rules.

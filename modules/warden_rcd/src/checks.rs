@@ -1,14 +1,48 @@
-//! Validation of warden_rcd's params beyond their types, all problems reported at once,
-//! before anything on the host is read or changed.
+//! Params → [`Settings`]: warden_rcd's params checked beyond their types, all problems
+//! reported at once, before anything on the host is read or changed.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 
 use warden_layout::rules;
+use warden_runtime::fs as wfs;
 use warden_runtime::shell::is_identifier;
+use warden_runtime::spec::State;
 
 use crate::Params;
+
+/// The validated settings of one run, defaults resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub name: String,
+    pub state: State,
+    pub enabled: bool,
+    pub started: bool,
+    /// The agent user; the service's name when unset.
+    pub user: Option<String>,
+    /// The session's directory; the user's home when unset.
+    pub workdir: Option<String>,
+    /// What runs in the session (empty for `state: absent`).
+    pub command: String,
+    pub description: String,
+    /// `tmux -L` name or `-S` path.
+    pub tmux_socket: String,
+    pub tmux_path: String,
+    pub env: BTreeMap<String, String>,
+    pub display_locale: Option<String>,
+    pub assistant_locale: Option<String>,
+    pub system_locale: String,
+    pub path: String,
+    pub require: Vec<String>,
+    pub owner: String,
+    pub group: String,
+    pub mode: u32,
+    /// `<rcd_dir>/<name>`.
+    pub script_path: PathBuf,
+    pub rc_subr: String,
+}
 
 /// Environment names the locale params own.
 const LOCALE_VARS: [&str; 5] = [
@@ -29,7 +63,8 @@ const MAX_NAME_LEN: usize = 255;
 /// all of argv and the environment together, so stay well inside it.
 const MAX_COMMAND_LEN: usize = 64 * 1024;
 
-pub fn validate(p: &Params) -> Result<()> {
+/// Validates the params; every problem is reported at once.
+pub fn settings(p: &Params) -> Result<Settings> {
     let mut problems = Vec::new();
     let mut check = |ok: bool, msg: String| {
         if !ok {
@@ -56,7 +91,7 @@ pub fn validate(p: &Params) -> Result<()> {
             format!("{label} {value:?} is not a valid user or group name"),
         );
     }
-    if p.state == "present" {
+    if p.state == State::Present {
         check(
             p.command.as_deref().is_some_and(|c| !c.trim().is_empty()),
             "command is required when state is present: it is what runs inside the agent's tmux session".into(),
@@ -128,11 +163,39 @@ pub fn validate(p: &Params) -> Result<()> {
             problems.push(problem);
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
+    let mode = wfs::parse_mode(&p.mode).unwrap_or_else(|e| {
+        problems.push(e.to_string());
+        0
+    });
+    if !problems.is_empty() {
         bail!("{}", problems.join("; "))
     }
+    Ok(Settings {
+        name: p.name.clone(),
+        state: p.state,
+        enabled: p.enabled,
+        started: p.started,
+        user: p.user.clone(),
+        workdir: p.workdir.clone(),
+        command: p.command.clone().unwrap_or_default(),
+        description: p
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("warden agent {}", p.name)),
+        tmux_socket: p.tmux_socket.clone().unwrap_or_else(|| p.name.clone()),
+        tmux_path: p.tmux_path.clone(),
+        env: p.env.clone().unwrap_or_default(),
+        display_locale: p.display_locale.clone(),
+        assistant_locale: p.assistant_locale.clone(),
+        system_locale: p.system_locale.clone(),
+        path: p.path.clone(),
+        require: p.require.clone(),
+        owner: p.owner.clone(),
+        group: p.group.clone(),
+        mode,
+        script_path: Path::new(&p.rcd_dir).join(&p.name),
+        rc_subr: p.rc_subr.clone(),
+    })
 }
 
 fn string_params(p: &Params) -> Vec<(&'static str, &str)> {

@@ -2,8 +2,8 @@
 //! `<name>_enable` in rc.conf — and keeps it running (or stopped) in its own tmux server
 //! with the agent's UTF-8 locales.
 //!
-//! Shape: validate params → observe (script file, the rc.conf chain the script's
-//! `load_rc_config <name>` reads — rc.conf, rc.conf.local, rc.conf.d/<name> — and
+//! Shape: params → [`Settings`] ([`checks::settings`], every problem at once) → observe
+//! (script file, the rc.conf chain the script's `load_rc_config <name>` reads — rc.conf, rc.conf.local, rc.conf.d/<name> — and
 //! `service <name> onestatus`, whose answer does not depend on `<name>_enable`: FreeBSD
 //! 13.x's rc.subr answers `status` of a disabled service with exit 0; the agent user and the
 //! script's owner and group from the host's accounts) → plan, pure: `plan_present` and
@@ -11,14 +11,12 @@
 //! the runtime reports or applies.
 //! A changed script on a running service means a restart: the old script stops the old
 //! session (its socket may differ), the new one starts the new session.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod checks;
 pub mod script;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use serde::Deserialize;
@@ -26,22 +24,25 @@ use serde_json::json;
 
 use warden_runtime::fs::{self as wfs, Attrs, FileState};
 use warden_runtime::plan::{RemoveFile, WriteFile};
-use warden_runtime::rcconf::{self, is_yes, RcChain, RcFiles, RcLookup, RcValue};
+use warden_runtime::rcconf::{is_yes, RcChain, RcLookup, RcValue};
 use warden_runtime::service::{self, StartService, StopService};
-use warden_runtime::spec::{Param, Spec};
-use warden_runtime::{find_tool, sysrc, Context, Diff, Module, Plan};
+use warden_runtime::spec::{Param, Spec, State};
+use warden_runtime::{find_tool, sysrc, Context, Diff, Host, Module, Plan};
 
+pub use checks::Settings;
 use script::ScriptSpec;
 
 /// The module.
 pub struct WardenRcd;
 
-/// Validated params (every declared option present; see `library/warden_rcd.yml`).
+/// The params as the spec delivers them (see `library/warden_rcd.yml`; the rc.conf chain and
+/// the host lock come as `ctx.host()`); [`checks::settings`] validates them into
+/// [`Settings`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     pub name: String,
-    pub state: String,
+    pub state: State,
     pub enabled: bool,
     pub started: bool,
     pub user: Option<String>,
@@ -60,13 +61,8 @@ pub struct Params {
     pub group: String,
     pub mode: String,
     pub rcd_dir: String,
-    pub rc_conf: String,
-    pub rc_conf_local: String,
-    pub rc_conf_d: Vec<String>,
     pub rc_subr: String,
     pub locale_dir: String,
-    pub lock_file: String,
-    pub lock_timeout: i64,
 }
 
 /// PATH inside the agent's tmux server unless `path` says otherwise: service(8)'s PATH plus
@@ -80,9 +76,7 @@ impl Module for WardenRcd {
     fn spec() -> Spec {
         Spec::new(vec![
             Param::str("name").required(),
-            Param::str("state")
-                .choices(&["present", "absent"])
-                .default("present"),
+            Param::choice::<State>("state").default(State::Present),
             Param::bool("enabled").default(true),
             Param::bool("started").default(true),
             Param::str("user"),
@@ -101,27 +95,19 @@ impl Module for WardenRcd {
             Param::str("group").default("wheel"),
             Param::mode("mode").default("0555"),
             Param::path("rcd_dir").default("/usr/local/etc/rc.d"),
-            Param::path("rc_conf").default(rcconf::RC_CONF),
-            Param::path("rc_conf_local").default(rcconf::RC_CONF_LOCAL),
-            Param::list_of_str("rc_conf_d").default(json!(rcconf::RC_CONF_D)),
             Param::path("rc_subr").default("/etc/rc.subr"),
             Param::path("locale_dir").default("/usr/share/locale"),
-            Param::path("lock_file").default(warden_runtime::lock::DEFAULT_LOCK_FILE),
-            Param::int("lock_timeout").default(300),
         ])
     }
 
     fn plan(params: Params, ctx: &mut Context) -> Result<Plan> {
-        checks::validate(&params)?;
-        ctx.lock_host(
-            Path::new(&params.lock_file),
-            Duration::from_secs(params.lock_timeout.max(0) as u64),
-        )?;
-        let observed = observe(&params)?;
+        let settings = checks::settings(&params)?;
+        ctx.lock_host()?;
+        let observed = observe(&settings, ctx.host())?;
         let mut plan = Plan::new();
-        match params.state.as_str() {
-            "absent" => plan_absent(&params, &observed, &mut plan)?,
-            _ => plan_present(&params, &observed, ctx.check_mode, &mut plan)?,
+        match settings.state {
+            State::Absent => plan_absent(&settings, &observed, &mut plan)?,
+            State::Present => plan_present(&settings, &observed, ctx.check_mode, &mut plan)?,
         }
         Ok(plan)
     }
@@ -162,14 +148,11 @@ fn rcvar(name: &str) -> String {
     format!("{name}_enable")
 }
 
-fn observe(params: &Params) -> Result<Observed> {
-    let script_path = Path::new(&params.rcd_dir).join(&params.name);
+fn observe(settings: &Settings, host: &Host) -> Result<Observed> {
+    let script_path = settings.script_path.clone();
     let script = wfs::read_state(&script_path)?;
-    let rc = RcChain::read(
-        &RcFiles::new(&params.rc_conf, &params.rc_conf_local, &params.rc_conf_d),
-        &[&params.name],
-    )?;
-    let enable = rc.lookup(&rcvar(&params.name)).cloned();
+    let rc = RcChain::read(&host.rc, &[&settings.name])?;
+    let enable = rc.lookup(&rcvar(&settings.name)).cloned();
     // service(8) and sysrc(8) are in every FreeBSD base system (found PATH-first, else
     // where FreeBSD has them).
     let tools = Tools {
@@ -178,19 +161,22 @@ fn observe(params: &Params) -> Result<Observed> {
     };
     // Only a script that exists can say whether it runs.
     let running = match script {
-        Some(_) => service::is_running(&tools.service, &params.name)?,
+        Some(_) => service::is_running(&tools.service, &settings.name)?,
         None => false,
     };
     let (mut account, mut owner) = (None, None);
-    if params.state != "absent" {
-        let name = params.user.clone().unwrap_or_else(|| params.name.clone());
+    if settings.state == State::Present {
+        let name = settings
+            .user
+            .clone()
+            .unwrap_or_else(|| settings.name.clone());
         account = nix::unistd::User::from_name(&name)?.map(|user| Account {
             home: user.dir.to_string_lossy().into_owned(),
             name,
         });
         owner = Some((
-            wfs::resolve_user(&params.owner)?,
-            wfs::resolve_group(&params.group)?,
+            wfs::resolve_user(&settings.owner)?,
+            wfs::resolve_group(&settings.group)?,
         ));
     }
     Ok(Observed {
@@ -213,12 +199,15 @@ pub struct Account {
 }
 
 fn account(
-    params: &Params,
+    settings: &Settings,
     observed: &Observed,
     check_mode: bool,
     plan: &mut Plan,
 ) -> Result<Account> {
-    let name = params.user.clone().unwrap_or_else(|| params.name.clone());
+    let name = settings
+        .user
+        .clone()
+        .unwrap_or_else(|| settings.name.clone());
     match &observed.account {
         Some(account) => Ok(account.clone()),
         // Check mode before an earlier task creates the user: predict with the usual home.
@@ -233,53 +222,47 @@ fn account(
         }
         None => bail!(
             "user {name:?} does not exist on this host; create it before installing the {} service",
-            params.name
+            settings.name
         ),
     }
 }
 
-fn script_spec(params: &Params, account: &Account, script_path: &Path) -> ScriptSpec {
+fn script_spec(settings: &Settings, account: &Account, script_path: &Path) -> ScriptSpec {
     let mut environment: Vec<(String, String)> = vec![
         ("HOME".into(), account.home.clone()),
         ("USER".into(), account.name.clone()),
         ("LOGNAME".into(), account.name.clone()),
         // tmux runs the command with the server's default-shell, taken from SHELL.
         ("SHELL".into(), "/bin/sh".into()),
-        ("PATH".into(), params.path.clone()),
-        ("LANG".into(), params.system_locale.clone()),
-        ("LC_ALL".into(), params.system_locale.clone()),
-        ("SYSTEM_LOCALE".into(), params.system_locale.clone()),
+        ("PATH".into(), settings.path.clone()),
+        ("LANG".into(), settings.system_locale.clone()),
+        ("LC_ALL".into(), settings.system_locale.clone()),
+        ("SYSTEM_LOCALE".into(), settings.system_locale.clone()),
     ];
-    if let Some(locale) = &params.display_locale {
+    if let Some(locale) = &settings.display_locale {
         environment.push(("DISPLAY_LOCALE".into(), locale.clone()));
     }
-    if let Some(locale) = &params.assistant_locale {
+    if let Some(locale) = &settings.assistant_locale {
         environment.push(("ASSISTANT_LOCALE".into(), locale.clone()));
     }
-    for (key, value) in params.env.iter().flatten() {
+    for (key, value) in &settings.env {
         environment.retain(|(k, _)| k != key);
         environment.push((key.clone(), value.clone()));
     }
     ScriptSpec {
-        name: params.name.clone(),
-        description: params
-            .description
-            .clone()
-            .unwrap_or_else(|| format!("warden agent {}", params.name)),
-        require: params.require.clone(),
-        rc_subr: params.rc_subr.clone(),
+        name: settings.name.clone(),
+        description: settings.description.clone(),
+        require: settings.require.clone(),
+        rc_subr: settings.rc_subr.clone(),
         script_path: script_path.to_string_lossy().into_owned(),
         user: account.name.clone(),
-        tmux_path: params.tmux_path.clone(),
-        tmux_socket: params
-            .tmux_socket
-            .clone()
-            .unwrap_or_else(|| params.name.clone()),
-        workdir: params
+        tmux_path: settings.tmux_path.clone(),
+        tmux_socket: settings.tmux_socket.clone(),
+        workdir: settings
             .workdir
             .clone()
             .unwrap_or_else(|| account.home.clone()),
-        command: params.command.clone().unwrap_or_default(),
+        command: settings.command.clone(),
         environment,
     }
 }
@@ -293,13 +276,13 @@ fn state_word(running: bool) -> &'static str {
 }
 
 fn plan_present(
-    params: &Params,
+    settings: &Settings,
     observed: &Observed,
     check_mode: bool,
     plan: &mut Plan,
 ) -> Result<()> {
-    let account = account(params, observed, check_mode, plan)?;
-    let text = script_spec(params, &account, &observed.script_path).render();
+    let account = account(settings, observed, check_mode, plan)?;
+    let text = script_spec(settings, &account, &observed.script_path).render();
     let (uid, gid) = observed.owner.ok_or_else(|| {
         anyhow!(
             "the owner of {} was not looked up",
@@ -307,7 +290,7 @@ fn plan_present(
         )
     })?;
     let attrs = Attrs {
-        mode: Some(wfs::parse_mode(&params.mode)?),
+        mode: Some(settings.mode),
         uid: Some(uid),
         gid: Some(gid),
     };
@@ -320,13 +303,13 @@ fn plan_present(
         .as_ref()
         .is_none_or(|s| !attrs.satisfied_by(s));
     let was_enabled = observed.enabled();
-    let enable_differs = params.enabled != was_enabled;
-    let restart = observed.running && params.started && content_differs;
+    let enable_differs = settings.enabled != was_enabled;
+    let restart = observed.running && settings.started && content_differs;
 
-    if observed.running && (!params.started || content_differs) {
+    if observed.running && (!settings.started || content_differs) {
         plan.step(StopService {
             service: observed.tools.service.clone(),
-            name: params.name.clone(),
+            name: settings.name.clone(),
             enabled: was_enabled,
         });
     }
@@ -351,46 +334,46 @@ fn plan_present(
     let mut rc_changes = sysrc::Changes::on(&observed.rc);
     if enable_differs {
         rc_changes.set(
-            &rcvar(&params.name),
-            if params.enabled { "YES" } else { "NO" },
+            &rcvar(&settings.name),
+            if settings.enabled { "YES" } else { "NO" },
         )?;
     }
     if !rc_changes.is_empty() {
         rc_changes.apply_to(&observed.tools.sysrc, plan)?;
     }
-    if params.started && (!observed.running || content_differs) {
+    if settings.started && (!observed.running || content_differs) {
         plan.step(StartService {
             service: observed.tools.service.clone(),
-            name: params.name.clone(),
-            enabled: params.enabled,
+            name: settings.name.clone(),
+            enabled: settings.enabled,
         });
     }
 
     plan.diff(Diff::new(
-        format!("service {}", params.name),
+        format!("service {}", settings.name),
         state_word(observed.running),
-        state_word(params.started),
+        state_word(settings.started),
     ));
 
-    plan.value("name", params.name.clone());
+    plan.value("name", settings.name.clone());
     plan.value("script", observed.script_path.display().to_string());
-    plan.value("enabled", params.enabled);
-    plan.value("running", params.started);
+    plan.value("enabled", settings.enabled);
+    plan.value("running", settings.started);
     plan.value("restarted", restart);
     plan.value("user", account.name);
     plan.msg = Some(match (plan.changes(), restart) {
-        (false, _) => format!("service {} is up to date", params.name),
-        (true, true) => format!("service {} updated and restarted", params.name),
-        (true, false) => format!("service {} updated", params.name),
+        (false, _) => format!("service {} is up to date", settings.name),
+        (true, true) => format!("service {} updated and restarted", settings.name),
+        (true, false) => format!("service {} updated", settings.name),
     });
     Ok(())
 }
 
-fn plan_absent(params: &Params, observed: &Observed, plan: &mut Plan) -> Result<()> {
+fn plan_absent(settings: &Settings, observed: &Observed, plan: &mut Plan) -> Result<()> {
     if observed.running {
         plan.step(StopService {
             service: observed.tools.service.clone(),
-            name: params.name.clone(),
+            name: settings.name.clone(),
             enabled: observed.enabled(),
         });
     }
@@ -406,24 +389,24 @@ fn plan_absent(params: &Params, observed: &Observed, plan: &mut Plan) -> Result<
         ));
     }
     let mut rc_changes = sysrc::Changes::on(&observed.rc);
-    rc_changes.delete(&rcvar(&params.name))?;
+    rc_changes.delete(&rcvar(&settings.name))?;
     if !rc_changes.is_empty() {
         rc_changes.apply_to(&observed.tools.sysrc, plan)?;
     }
     plan.diff(Diff::new(
-        format!("service {}", params.name),
+        format!("service {}", settings.name),
         state_word(observed.running),
         state_word(false),
     ));
-    plan.value("name", params.name.clone());
+    plan.value("name", settings.name.clone());
     plan.value("script", observed.script_path.display().to_string());
     plan.value("enabled", false);
     plan.value("running", false);
     plan.value("restarted", false);
     plan.msg = Some(if plan.changes() {
-        format!("service {} removed", params.name)
+        format!("service {} removed", settings.name)
     } else {
-        format!("service {} is absent", params.name)
+        format!("service {} is absent", settings.name)
     });
     Ok(())
 }
@@ -439,17 +422,14 @@ mod tests {
     const SCRIPT: &str = "/usr/local/etc/rc.d/mevy";
     const SERVICE: &str = "/usr/sbin/service";
 
-    fn params(args: Value) -> Params {
-        let mut values = serde_json::Map::new();
-        for p in WardenRcd::spec().params {
-            values.insert(p.name.to_string(), p.default.clone().unwrap_or(Value::Null));
-        }
-        values.insert("name".into(), json!("mevy"));
-        values.insert("command".into(), json!("npm start"));
-        for (k, v) in args.as_object().unwrap() {
-            values.insert(k.clone(), v.clone());
-        }
-        serde_json::from_value(Value::Object(values)).unwrap()
+    /// The settings of service mevy running `npm start`, with `args` (no locale directory:
+    /// whether a locale is installed is the checks' business, not the planner's).
+    fn params(args: Value) -> Settings {
+        let mut raw = json!({"name": "mevy", "command": "npm start", "locale_dir": "/nonexistent"});
+        raw.as_object_mut()
+            .unwrap()
+            .extend(args.as_object().unwrap().clone());
+        checks::settings(&warden_testkit::params::<WardenRcd>(raw)).unwrap()
     }
 
     fn account() -> Account {
@@ -477,7 +457,7 @@ mod tests {
         }
     }
 
-    fn script_of(p: &Params) -> FileState {
+    fn script_of(p: &Settings) -> FileState {
         FileState {
             content: script_spec(p, &account(), Path::new(SCRIPT))
                 .render()
@@ -662,5 +642,12 @@ mod tests {
         plan_absent(&params(json!({"state": "absent"})), &gone, &mut plan).unwrap();
         assert!(!plan.changes());
         assert_eq!(plan.msg.as_deref(), Some("service mevy is absent"));
+    }
+
+    #[test]
+    fn params_spec_and_docs_agree() {
+        warden_testkit::assert_params_agree::<WardenRcd>(include_str!(
+            "../../../library/warden_rcd.yml"
+        ));
     }
 }

@@ -1,6 +1,8 @@
 //! warden_rcd against a simulated FreeBSD host: the real binary, the simulator's sysrc and
 //! service, the generated script run by the rc.subr stand-in, and real tmux.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -80,6 +82,7 @@ fn install_then_idempotent_rerun() {
     assert_eq!(
         first.result["commands"],
         json!([
+            format!("write {}", host.p("/usr/local/etc/rc.d/mevy")),
             format!(
                 "{} -f {} mevy_enable=YES",
                 host.bin.join("sysrc").display(),
@@ -211,10 +214,13 @@ fn changed_locale_restarts_and_check_mode_predicts_it() {
     let real = module(&host, changed.clone());
     assert_eq!(real.result["restarted"], true, "{}", real.result);
     let service = host.bin.join("service").display().to_string();
+    // The script's rewrite is in the trail too, between the old script's stop and the new
+    // one's start.
     assert_eq!(
         real.result["commands"],
         json!([
             format!("{service} mevy stop"),
+            format!("write {}", host.p("/usr/local/etc/rc.d/mevy")),
             format!("{service} mevy start")
         ])
     );

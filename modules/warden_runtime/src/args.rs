@@ -17,9 +17,6 @@ use crate::spec::coerce_bool;
 pub struct Internal {
     pub check_mode: bool,
     pub diff: bool,
-    /// Task-level `no_log`: do not log params anywhere on the target.
-    pub no_log: bool,
-    pub verbosity: u64,
     /// `None` before ansible-core 2.21, which always expected `invocation`.
     pub inject_invocation: Option<bool>,
     /// Set by action plugins that pass extra keys on purpose.
@@ -98,10 +95,8 @@ fn apply_internal(internal: &mut Internal, key: &str, value: &Value) -> Result<(
     match key {
         "check_mode" => internal.check_mode = flag(value)?,
         "diff" => internal.diff = flag(value)?,
-        "no_log" => internal.no_log = flag(value)?,
         "ignore_unknown_opts" => internal.ignore_unknown_opts = flag(value)?,
         "inject_invocation" => internal.inject_invocation = Some(flag(value)?),
-        "verbosity" => internal.verbosity = value.as_u64().unwrap_or(0),
         "version" => internal.version = value.as_str().and_then(major_minor),
         _ => {}
     }
@@ -137,8 +132,6 @@ mod tests {
         assert_eq!(args.params["name"], json!("mevy"));
         assert!(args.internal.check_mode);
         assert!(args.internal.diff);
-        assert!(!args.internal.no_log);
-        assert_eq!(args.internal.verbosity, 3);
         assert_eq!(args.internal.inject_invocation, None);
         assert_eq!(args.internal.version, Some((2, 19)));
         assert!(!args.internal.takes_new_secrets());

@@ -194,35 +194,6 @@ pub fn remove(path: &Path) -> Result<()> {
     }
 }
 
-/// Copies `path` to `path.<pid>.<UTC timestamp>~`, the name Ansible's `backup_local` uses,
-/// with the original's mode and owner.
-pub fn backup(path: &Path) -> Result<PathBuf> {
-    let (parent, name) = split(path)?;
-    let dir = Dir::open(parent)?;
-    let state = dir
-        .read(name)?
-        .ok_or_else(|| anyhow!("cannot back up {}: it does not exist", path.display()))?;
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let mut copy = name.to_owned();
-    copy.push(format!(".{}.{}~", std::process::id(), utc_timestamp(secs)));
-    let target = parent.join(&copy);
-    let mut file = dir
-        .create_exclusive(&copy)
-        .with_context(|| format!("cannot back up {} to {}", path.display(), target.display()))?;
-    let attrs = Attrs {
-        mode: Some(state.mode),
-        uid: Some(state.uid),
-        gid: Some(state.gid),
-    };
-    fill(&mut file, &state.content, attrs)
-        .with_context(|| format!("cannot back up {} to {}", path.display(), target.display()))?;
-    dir.sync();
-    Ok(target)
-}
-
 /// Opens (creating it 0600 if missing) the lock file at `path` for `flock`: by descriptor,
 /// never through a link, close-on-exec so no child tool inherits the lock.
 pub fn open_lock_file(path: &Path) -> Result<File> {
@@ -775,27 +746,6 @@ fn random() -> u64 {
     hasher.finish()
 }
 
-/// `YYYY-MM-DD@HH:MM:SS` in UTC (civil-from-days, Howard Hinnant's algorithm).
-fn utc_timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}@{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 /// Resolves a user name (or numeric id) to a uid.
 pub fn resolve_user(name: &str) -> Result<u32> {
     if let Ok(id) = name.parse::<u32>() {
@@ -918,29 +868,6 @@ mod tests {
         assert_eq!(read_state(&path).unwrap(), before);
         restore(&path, None).unwrap();
         assert_eq!(read_state(&path).unwrap(), None);
-    }
-
-    #[test]
-    fn backup_uses_ansible_name() {
-        let (_keep, dir) = tempdir();
-        let path = dir.join("rc.conf");
-        fs::write(&path, "a=1\n").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        let copy = backup(&path).unwrap();
-        let name = copy.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(
-            name.starts_with("rc.conf.") && name.ends_with('~'),
-            "{name}"
-        );
-        assert_eq!(fs::read(&copy).unwrap(), b"a=1\n");
-        assert_eq!(fs::metadata(&copy).unwrap().mode() & 0o777, 0o600);
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(utc_timestamp(0), "1970-01-01@00:00:00");
-        assert_eq!(utc_timestamp(1_795_000_000), "2026-11-18@11:06:40");
-        assert_eq!(utc_timestamp(951_782_400), "2000-02-29@00:00:00");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ipnet::Ipv4Net;
 
 use crate::exec::Cmd;
+use crate::ipv4;
 
 /// One interface as `ifconfig` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -109,14 +110,8 @@ fn parse_inet(words: &[&str]) -> Result<Ipv4Net> {
     let first = words
         .first()
         .ok_or_else(|| anyhow!("inet line without an address"))?;
-    if let Some((addr, prefix)) = first.split_once('/') {
-        let addr: Ipv4Addr = addr
-            .parse()
-            .with_context(|| format!("bad address {addr:?}"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .with_context(|| format!("bad prefix {prefix:?}"))?;
-        return Ipv4Net::new(addr, prefix).map_err(|e| anyhow!("{first}: {e}"));
+    if first.contains('/') {
+        return ipv4::parse_prefixed(first);
     }
     let addr: Ipv4Addr = first
         .parse()
@@ -126,24 +121,7 @@ fn parse_inet(words: &[&str]) -> Result<Ipv4Net> {
         .position(|w| *w == "netmask")
         .and_then(|i| words.get(i + 1))
         .ok_or_else(|| anyhow!("inet {addr} has no netmask"))?;
-    Ok(Ipv4Net::new(addr, netmask_prefix(mask)?)?)
-}
-
-/// A netmask in hex (`0xffffff00`, what ifconfig prints) or dotted form → prefix length.
-pub fn netmask_prefix(mask: &str) -> Result<u8> {
-    let bits = match mask.strip_prefix("0x") {
-        Some(hex) => {
-            u32::from_str_radix(hex, 16).with_context(|| format!("bad netmask {mask:?}"))?
-        }
-        None => u32::from(
-            mask.parse::<Ipv4Addr>()
-                .with_context(|| format!("bad netmask {mask:?}"))?,
-        ),
-    };
-    if bits.leading_ones() + bits.trailing_zeros() != 32 {
-        bail!("netmask {mask} is not contiguous");
-    }
-    Ok(bits.leading_ones() as u8)
+    ipv4::with_netmask(addr, mask)
 }
 
 /// Parses `ifconfig -l`: names on one line.
@@ -337,15 +315,6 @@ mod tests {
         assert!(parse("x: flags=1<UP>\n\tinet 10.0.0.1 netmask 0xff00ff00\n").is_err());
         assert!(parse("x: flags=1<UP>\n\tinet 10.0.0.300 netmask 0xffffff00\n").is_err());
         assert!(parse("no header here\n").is_err());
-    }
-
-    #[test]
-    fn netmasks() {
-        assert_eq!(netmask_prefix("0xffffff00").unwrap(), 24);
-        assert_eq!(netmask_prefix("0xffffffff").unwrap(), 32);
-        assert_eq!(netmask_prefix("255.255.0.0").unwrap(), 16);
-        assert_eq!(netmask_prefix("0x0").unwrap(), 0);
-        assert!(netmask_prefix("0xff00ff00").is_err());
     }
 
     #[test]

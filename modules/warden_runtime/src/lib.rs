@@ -6,13 +6,11 @@
 //! [`Module::plan`]: observe the host, compute a [`Plan`]. The runtime validates params,
 //! reports the plan in check mode or applies it (with rollback), and prints the result.
 
-// Module code never panics on purpose; the runtime still turns a panic into failed JSON.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
-
 pub mod args;
 pub mod bastille;
 pub mod exec;
 pub mod fs;
+pub mod host;
 pub mod ifconfig;
 pub mod ipv4;
 pub mod kld;
@@ -31,6 +29,7 @@ pub mod sysrc;
 pub mod vm_bhyve;
 
 pub use exec::{find_tool, Cmd};
+pub use host::Host;
 pub use plan::{Diff, Plan};
 pub use runtime::{run, Context, Module};
 pub use spec::{Param, Spec};

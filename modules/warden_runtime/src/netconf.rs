@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use anyhow::{anyhow, Context, Result};
 use ipnet::Ipv4Net;
 
-use crate::ifconfig::netmask_prefix;
+use crate::ipv4;
 use crate::rcconf::{RcLookup, RcValue};
 
 /// Which kind of variable holds an address.
@@ -117,27 +117,23 @@ pub fn address(word: &str, netmask: Option<&str>) -> Result<Ipv4Net> {
     if word.contains('-') {
         return Err(anyhow!("address ranges such as {word:?} are not supported"));
     }
-    if let Some((addr, prefix)) = word.split_once('/') {
-        let addr: Ipv4Addr = addr
-            .parse()
-            .with_context(|| format!("bad address {word:?}"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .with_context(|| format!("bad prefix in {word:?}"))?;
-        return Ipv4Net::new(addr, prefix).map_err(|e| anyhow!("{word}: {e}"));
+    if word.contains('/') {
+        return ipv4::parse_prefixed(word);
     }
     let addr: Ipv4Addr = word
         .parse()
         .with_context(|| format!("bad address {word:?}"))?;
-    let prefix = match netmask {
-        Some(mask) => netmask_prefix(mask)?,
-        None => match addr.octets()[0] {
-            0..=127 => 8,
-            128..=191 => 16,
-            _ => 24,
-        },
-    };
-    Ok(Ipv4Net::new(addr, prefix)?)
+    match netmask {
+        Some(mask) => ipv4::with_netmask(addr, mask),
+        None => Ok(Ipv4Net::new(
+            addr,
+            match addr.octets()[0] {
+                0..=127 => 8,
+                128..=191 => 16,
+                _ => 24,
+            },
+        )?),
+    }
 }
 
 /// The spelling warden writes: `inet A/P`.

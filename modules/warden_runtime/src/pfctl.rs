@@ -274,6 +274,13 @@ impl Step for LoadRuleset {
     fn command(&self) -> Option<String> {
         Some(self.describe())
     }
+    fn trail(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .map(|f| format!("write {}", f.path.display()))
+            .chain([self.describe()])
+            .collect()
+    }
     fn apply(&mut self) -> Result<()> {
         if !self.files.is_empty() {
             if self.check {

@@ -18,9 +18,15 @@ use crate::fs::{self, Attrs, FileState};
 pub trait Step {
     /// Human-readable, for messages (`write /usr/local/etc/rc.d/mevy`).
     fn describe(&self) -> String;
-    /// The rendered command, for the `commands` trail, if the step runs one.
+    /// The rendered command, if the step runs one.
     fn command(&self) -> Option<String> {
         None
+    }
+    /// The step's entries in the `commands` trail: its command, or what it does without a
+    /// tool (`write PATH`), so the trail (and "would change the host (N steps)") holds every
+    /// change.
+    fn trail(&self) -> Vec<String> {
+        vec![self.command().unwrap_or_else(|| self.describe())]
     }
     /// False for read-only checks that run only in a real run (they never make `changed`).
     fn changes_host(&self) -> bool {
@@ -360,12 +366,13 @@ impl Plan {
         self.steps.iter().map(|s| s.describe()).collect()
     }
 
-    /// Rendered commands of the steps that change the host, in order.
+    /// The trail of the steps that change the host, in order: rendered commands, SQL
+    /// statements, `write PATH` / `remove PATH` / `mkdir PATH` for file changes.
     pub fn commands(&self) -> Vec<String> {
         self.steps
             .iter()
             .filter(|s| s.changes_host())
-            .filter_map(|s| s.command())
+            .flat_map(|s| s.trail())
             .collect()
     }
 
@@ -579,6 +586,33 @@ mod tests {
         assert!(some.command().unwrap().contains("planned"));
         some.apply().unwrap();
         assert_eq!(logged(&log), "now\n");
+    }
+
+    #[test]
+    fn file_changes_are_in_the_trail() {
+        let mut plan = Plan::new();
+        plan.step(MakeDir {
+            path: "/home/mevy/agent".into(),
+            attrs: Attrs::default(),
+        });
+        plan.step(WriteFile {
+            path: "/home/mevy/agent/.env".into(),
+            content: Vec::new(),
+            attrs: Attrs::default(),
+            previous: None,
+        });
+        plan.step(RemoveFile {
+            path: "/usr/local/etc/rc.d/old".into(),
+            previous: None,
+        });
+        assert_eq!(
+            plan.commands(),
+            [
+                "mkdir /home/mevy/agent",
+                "write /home/mevy/agent/.env",
+                "remove /usr/local/etc/rc.d/old"
+            ]
+        );
     }
 
     #[test]

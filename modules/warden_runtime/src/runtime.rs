@@ -3,17 +3,19 @@
 //! malformed args file, bad params, a failed command, even a panic — ends as failed JSON
 //! with the cause chain in `msg`, never a stack trace, never a secret.
 //!
-//! The runtime adds the parameters every module shares to each spec (see [`full_spec`]):
+//! The runtime adds the parameters modules share to each spec, declared once (see
+//! [`shared_params`]): `trusted_links` (the symbolic links the file layer may follow),
 //! `tool_timeout` for modules that run host tools (every command of the run gets that
-//! deadline) and `trusted_links` (the symbolic links the file layer may follow). A module
-//! with a `no_log` parameter holds secrets: before it reads its args the runtime sets
-//! `RLIMIT_CORE` to 0, so no core dump of it ever holds them.
+//! deadline), and the [`Host`] parameters (rc.conf chain, host lock) for modules that work
+//! on the host. It validates them with the module's own, applies the first two to the run,
+//! and hands the host parameters to the module as `ctx.host()`; the module's params struct
+//! holds only its own. A module with a `no_log` parameter holds secrets: before it reads its
+//! args the runtime sets `RLIMIT_CORE` to 0, so no core dump of it ever holds them.
 
 use std::any::Any;
 use std::ffi::OsString;
 use std::panic::{self, AssertUnwindSafe};
-use std::path::Path;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::args::{read_args_file, Internal};
+use crate::host::Host;
 use crate::lock::HostLock;
 use crate::plan::Plan;
 use crate::result::{invocation, ModuleResult};
@@ -36,12 +39,15 @@ pub trait Module {
     /// parameter present, null when unset).
     type Params: DeserializeOwned;
 
+    /// The module's own parameters (the runtime adds [`shared_params`]).
     fn spec() -> Spec;
 
     /// Whether the module runs host tools (then it gets `tool_timeout`).
     const RUNS_TOOLS: bool = true;
     /// The default of `tool_timeout`, in seconds.
-    const TOOL_TIMEOUT: u64 = crate::exec::DEFAULT_TOOL_TIMEOUT.as_secs();
+    const TOOL_TIMEOUT: u32 = crate::exec::DEFAULT_TOOL_TIMEOUT.as_secs() as u32;
+    /// Whether the module works on the host (then it gets the [`Host`] parameters).
+    const HOST: bool = true;
 
     /// Observes the host and plans. Must not change the host: applying is the runtime's job.
     fn plan(params: Self::Params, ctx: &mut Context) -> Result<Plan>;
@@ -52,48 +58,61 @@ pub trait Module {
 pub struct Context {
     pub check_mode: bool,
     pub diff: bool,
+    host: Host,
     lock: Option<HostLock>,
 }
 
 impl Context {
-    pub fn new(internal: &Internal) -> Self {
+    pub fn new(internal: &Internal, host: Host) -> Self {
         Context {
             check_mode: internal.check_mode,
             diff: internal.diff,
+            host,
             lock: None,
         }
     }
 
-    /// Takes the host lock for the rest of the run (observe, plan and apply). In check
-    /// mode a missing lock file is not created: check mode leaves the host untouched.
-    pub fn lock_host(&mut self, path: &Path, timeout: Duration) -> Result<()> {
+    /// The host parameters (FreeBSD's defaults for a module without [`Module::HOST`]).
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Takes the host lock (`lock_file`, waiting at most `lock_timeout`) for the rest of the
+    /// run (observe, plan and apply). In check mode a missing lock file is not created: check
+    /// mode leaves the host untouched.
+    pub fn lock_host(&mut self) -> Result<()> {
+        let path = &self.host.lock_file;
         if self.check_mode && !path.exists() {
             return Ok(());
         }
-        self.lock = Some(HostLock::acquire(path, timeout)?);
+        self.lock = Some(HostLock::acquire(path, self.host.lock_timeout)?);
         Ok(())
     }
 }
 
 static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
 
-/// The module's spec with the parameters the runtime adds (unless the module declares a
-/// parameter of the same name itself).
+/// The longest `tool_timeout`: a day.
+pub const MAX_TOOL_TIMEOUT: u32 = 86_400;
+
+/// The parameters the runtime adds to module `M`'s spec: `trusted_links`, `tool_timeout`
+/// when it runs tools, the [`Host`] parameters when it works on the host.
+pub fn shared_params<M: Module>() -> Vec<Param> {
+    let mut shared = Vec::new();
+    if M::HOST {
+        shared.extend(Host::params());
+    }
+    shared.push(Param::list_of_paths("trusted_links").default(json!([])));
+    if M::RUNS_TOOLS {
+        shared.push(Param::duration("tool_timeout", 1, MAX_TOOL_TIMEOUT).default(M::TOOL_TIMEOUT));
+    }
+    shared
+}
+
+/// The module's spec with the parameters the runtime adds.
 pub fn full_spec<M: Module>() -> Spec {
     let mut spec = M::spec();
-    let mut common = vec![Param::list_of_paths("trusted_links").default(json!([]))];
-    if M::RUNS_TOOLS {
-        common.push(
-            Param::int("tool_timeout")
-                .default(i64::try_from(M::TOOL_TIMEOUT).unwrap_or(i64::MAX))
-                .min(1),
-        );
-    }
-    for param in common {
-        if !spec.params.iter().any(|p| p.name == param.name) {
-            spec.params.push(param);
-        }
-    }
+    spec.params.extend(shared_params::<M>());
     spec
 }
 
@@ -216,33 +235,33 @@ pub fn execute<M: Module>(argv: &[OsString], secrets: &mut Vec<String>) -> (Stri
     secrets.extend(validated.secrets.iter().cloned());
     let inv = want_invocation.then(|| invocation(&validated.values, &no_log_names));
     let mut values = validated.values;
-    apply_common(&M::spec(), &mut values);
-
-    let mut ctx = Context::new(&args.internal);
-    let mut result = run_plan::<M>(Value::Object(values), &mut ctx);
+    let mut result = match take_shared::<M>(&mut values) {
+        Ok(host) => run_plan::<M>(
+            Value::Object(values),
+            &mut Context::new(&args.internal, host),
+        ),
+        Err(e) => ModuleResult::from_error(&e, false),
+    };
     report(&mut result, secrets);
     let ok = !matches!(result.get("failed"), Some(Value::Bool(true)));
     (result.to_json(secrets, inv), ok)
 }
 
-/// Takes the runtime's own parameters out of the values (the module's params struct does
-/// not know them) and applies them to the whole run.
-fn apply_common(module_spec: &Spec, values: &mut serde_json::Map<String, Value>) {
-    let declared = |name: &str| module_spec.params.iter().any(|p| p.name == name);
-    if !declared("tool_timeout") {
-        if let Some(secs) = values.remove("tool_timeout").and_then(|v| v.as_u64()) {
-            crate::exec::set_default_timeout(Duration::from_secs(secs));
-        }
+/// Takes the [`shared_params`] out of the values (the module's params struct does not know
+/// them): `tool_timeout` and `trusted_links` apply to the whole run, the host parameters
+/// become the run's [`Host`].
+fn take_shared<M: Module>(values: &mut serde_json::Map<String, Value>) -> Result<Host> {
+    if let Some(secs) = values.remove("tool_timeout").and_then(|v| v.as_u64()) {
+        crate::exec::set_default_timeout(Duration::from_secs(secs));
     }
-    if !declared("trusted_links") {
-        let links = values
-            .remove("trusted_links")
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| v.as_str().map(PathBuf::from))
-            .collect();
-        crate::fs::set_trusted_links(links);
+    let links: Vec<PathBuf> =
+        serde_json::from_value(values.remove("trusted_links").unwrap_or_default())
+            .unwrap_or_default();
+    crate::fs::set_trusted_links(links);
+    if M::HOST {
+        Host::take(values)
+    } else {
+        Ok(Host::default())
     }
 }
 
@@ -268,7 +287,7 @@ fn run_plan<M: Module>(values: Value, ctx: &mut Context) -> ModuleResult {
             .clone()
             .unwrap_or_else(|| match (changed, ctx.check_mode) {
                 (false, _) => "already in the desired state".to_string(),
-                (true, _) => format!("would change the host ({} step(s))", commands.len().max(1)),
+                (true, _) => format!("would change the host ({} step(s))", commands.len()),
             });
         ModuleResult::success(changed, msg)
     } else {
@@ -336,6 +355,7 @@ mod tests {
     impl Module for NoTools {
         const NAME: &'static str = "no_tools";
         const RUNS_TOOLS: bool = false;
+        const HOST: bool = false;
         type Params = Params;
         fn spec() -> Spec {
             Spec::new(vec![
@@ -356,7 +376,16 @@ mod tests {
     fn the_runtime_adds_its_parameters() {
         assert_eq!(
             names(&full_spec::<Tools>()),
-            ["name", "trusted_links", "tool_timeout"]
+            [
+                "name",
+                "rc_conf",
+                "rc_conf_local",
+                "rc_conf_d",
+                "lock_file",
+                "lock_timeout",
+                "trusted_links",
+                "tool_timeout"
+            ]
         );
         assert_eq!(
             names(&full_spec::<NoTools>()),
@@ -377,6 +406,62 @@ mod tests {
         crate::exec::set_default_timeout(crate::exec::DEFAULT_TOOL_TIMEOUT);
     }
 
+    struct Writes;
+
+    impl Module for Writes {
+        const NAME: &'static str = "writes";
+        const HOST: bool = false;
+        type Params = Params;
+        fn spec() -> Spec {
+            Spec::new(vec![Param::str("name").required()])
+        }
+        fn plan(params: Params, _ctx: &mut Context) -> Result<Plan> {
+            let mut plan = Plan::new();
+            plan.step(crate::plan::WriteFile {
+                path: PathBuf::from(&params.name).join("a"),
+                content: b"a".to_vec(),
+                attrs: Default::default(),
+                previous: None,
+            });
+            plan.step(crate::plan::WriteFile {
+                path: PathBuf::from(&params.name).join("b"),
+                content: b"b".to_vec(),
+                attrs: Default::default(),
+                previous: None,
+            });
+            plan.run(crate::Cmd::new("/bin/true"));
+            Ok(plan)
+        }
+    }
+
+    /// "would change the host (N steps)" counted only steps that ran a command, so a run
+    /// that writes two files and runs one tool said 1, and the writes were missing from
+    /// `commands`.
+    #[test]
+    fn would_change_counts_file_writes_like_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = dir.path().join("args");
+        let target = dir.path().join("t");
+        std::fs::write(
+            &args,
+            json!({"name": target, "_ansible_check_mode": true}).to_string(),
+        )
+        .unwrap();
+        let (json, ok) = execute::<Writes>(&["m".into(), args.into()], &mut Vec::new());
+        assert!(ok, "{json}");
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["msg"], "would change the host (3 step(s))");
+        assert_eq!(
+            v["commands"],
+            json!([
+                format!("write {}", target.join("a").display()),
+                format!("write {}", target.join("b").display()),
+                "/bin/true"
+            ])
+        );
+        assert!(!target.exists());
+    }
+
     #[test]
     fn a_zero_tool_timeout_is_refused_with_the_other_problems() {
         let dir = tempfile::tempdir().unwrap();
@@ -393,7 +478,10 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(msg.contains("missing required arguments: name"), "{msg}");
-        assert!(msg.contains("tool_timeout must be at least 1"), "{msg}");
+        assert!(
+            msg.contains("value of tool_timeout must be between 1 and 86400 seconds, got: 0"),
+            "{msg}"
+        );
         assert!(
             msg.contains("argument 'trusted_links'") && msg.contains("`..`"),
             "{msg}"

@@ -5,11 +5,17 @@
 //! the first problem, every problem is reported at once.
 //!
 //! Validation produces a JSON object holding every declared parameter (defaults filled in,
-//! values coerced) that a module then deserializes into its typed params struct.
+//! values coerced) that a module then deserializes into its typed params struct: `choices`
+//! come from a [`Choice`] enum (declared with [`choices!`](crate::choices)), durations arrive
+//! as whole seconds for [`seconds`] to turn into a [`Duration`].
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use serde_json::{Map, Number, Value};
+use serde::{Deserialize, Deserializer};
+use serde_json::Map;
+#[doc(hidden)]
+pub use serde_json::Value;
 
 /// The type of a parameter, as in an AnsibleModule `argument_spec`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +37,10 @@ pub enum Kind {
     /// int is the mode's value (YAML 1.1 already turned `mode: 0555` into 365), as in
     /// Ansible's file modules.
     Mode,
+    /// A timeout: whole seconds as an int or a string (`120`, `"120"`), or a number with `s`,
+    /// `m` or `h` (`"90s"`, `"2m"`, `"1h"`); normalized to whole seconds. Documented as
+    /// `raw`.
+    Duration,
 }
 
 impl Kind {
@@ -43,6 +53,7 @@ impl Kind {
             Kind::List(_) => "list",
             Kind::Dict(_) => "dict",
             Kind::Mode => "mode",
+            Kind::Duration => "duration",
         }
     }
 }
@@ -57,8 +68,10 @@ pub struct Param {
     pub choices: &'static [&'static str],
     pub no_log: bool,
     pub aliases: &'static [&'static str],
-    /// The smallest value an int parameter accepts.
+    /// The smallest value an int or duration parameter accepts.
     pub min: Option<i64>,
+    /// The largest value an int or duration parameter accepts.
+    pub max: Option<i64>,
 }
 
 impl Param {
@@ -72,6 +85,7 @@ impl Param {
             no_log: false,
             aliases: &[],
             min: None,
+            max: None,
         }
     }
     pub fn list_of_paths(name: &'static str) -> Self {
@@ -80,6 +94,24 @@ impl Param {
     pub fn min(mut self, min: i64) -> Self {
         self.min = Some(min);
         self
+    }
+    /// Accepts `min..=max` only.
+    pub fn range(mut self, min: i64, max: i64) -> Self {
+        self.min = Some(min);
+        self.max = Some(max);
+        self
+    }
+    /// A timeout (see [`Kind::Duration`]) of `min..=max` seconds; every duration is bounded.
+    pub fn duration(name: &'static str, min: u32, max: u32) -> Self {
+        Self::new(name, Kind::Duration).range(min.into(), max.into())
+    }
+    /// A str parameter whose choices are the words of `C`.
+    pub fn choice<C: Choice>(name: &'static str) -> Self {
+        Self::str(name).choices(C::WORDS)
+    }
+    /// A list parameter whose elements are words of `C`.
+    pub fn list_of_choices<C: Choice>(name: &'static str) -> Self {
+        Self::list_of_str(name).choices(C::WORDS)
     }
     pub fn str(name: &'static str) -> Self {
         Self::new(name, Kind::Str)
@@ -134,11 +166,92 @@ impl Spec {
     pub fn new(params: Vec<Param>) -> Self {
         Spec { params }
     }
+}
 
-    /// Names of the parameters declared `no_log`.
-    pub fn no_log_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.params.iter().filter(|p| p.no_log).map(|p| p.name)
+/// A parameter's choices as a Rust enum: the spec's `choices` are [`Choice::WORDS`], and the
+/// params struct deserializes the validated word into the variant. Declared with
+/// [`choices!`](crate::choices), which writes both from one list.
+pub trait Choice: Copy + Eq + 'static {
+    /// Every word, in declaration order.
+    const WORDS: &'static [&'static str];
+    fn word(self) -> &'static str;
+}
+
+/// Declares a [`Choice`] enum: each variant with its word, e.g.
+/// `choices! { pub enum State { Present = "present", Absent = "absent" } }`. The enum gets
+/// `WORDS`, `word()`, `Display`, `Deserialize` (from its word only) and `Into<Value>` (for
+/// spec defaults).
+#[macro_export]
+macro_rules! choices {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident {
+        $($(#[$vmeta:meta])* $variant:ident = $word:literal),+ $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        $vis enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $crate::spec::Choice for $name {
+            const WORDS: &'static [&'static str] = &[$($word),+];
+            fn word(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word),+
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str($crate::spec::Choice::word(*self))
+            }
+        }
+
+        impl<'de> $crate::spec::serde::Deserialize<'de> for $name {
+            fn deserialize<D: $crate::spec::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> ::std::result::Result<Self, D::Error> {
+                let word = <::std::string::String as $crate::spec::serde::Deserialize>::deserialize(deserializer)?;
+                match word.as_str() {
+                    $($word => Ok($name::$variant),)+
+                    other => Err(<D::Error as $crate::spec::serde::de::Error>::unknown_variant(
+                        other,
+                        <$name as $crate::spec::Choice>::WORDS,
+                    )),
+                }
+            }
+        }
+
+        impl ::std::convert::From<$name> for $crate::spec::Value {
+            fn from(choice: $name) -> Self {
+                $crate::spec::Value::String($crate::spec::Choice::word(choice).to_string())
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+pub use serde;
+
+choices! {
+    /// `state` of the modules whose thing exists or not.
+    pub enum State {
+        Present = "present",
+        Absent = "absent",
     }
+}
+
+/// Deserializes a [`Kind::Duration`] value (whole seconds) into a [`Duration`]: use with
+/// `#[serde(deserialize_with = "warden_runtime::spec::seconds")]`.
+pub fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    u64::deserialize(deserializer).map(Duration::from_secs)
+}
+
+/// [`seconds`] for a duration without a default (`None` when unset).
+pub fn opt_seconds<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    Option::<u64>::deserialize(deserializer).map(|s| s.map(Duration::from_secs))
 }
 
 /// The outcome of validating user params against a spec.
@@ -229,14 +342,7 @@ pub fn validate(
         };
         // AnsibleModule checks choices after every type check.
         choice_problems.extend(choice_problem(param, &value));
-        if let (Some(min), Some(n)) = (param.min, value.as_i64()) {
-            if n < min {
-                choice_problems.push(format!(
-                    "value of {} must be at least {min}, got: {n}",
-                    param.name
-                ));
-            }
-        }
+        choice_problems.extend(value.as_i64().and_then(|n| range_problem(param, n)));
         if param.no_log {
             collect_strings(&value, &mut validated.secrets);
         }
@@ -308,6 +414,27 @@ fn choice_problem(param: &Param, value: &Value) -> Option<String> {
                 )
             })
         }
+    }
+}
+
+fn range_problem(param: &Param, n: i64) -> Option<String> {
+    let unit = if param.kind == Kind::Duration {
+        " seconds"
+    } else {
+        ""
+    };
+    let name = param.name;
+    match (param.min, param.max) {
+        (Some(lo), Some(hi)) if n < lo || n > hi => Some(format!(
+            "value of {name} must be between {lo} and {hi}{unit}, got: {n}"
+        )),
+        (Some(lo), None) if n < lo => Some(format!(
+            "value of {name} must be at least {lo}{unit}, got: {n}"
+        )),
+        (None, Some(hi)) if n > hi => Some(format!(
+            "value of {name} must be at most {hi}{unit}, got: {n}"
+        )),
+        _ => None,
     }
 }
 
@@ -404,6 +531,7 @@ fn coerce(kind: &Kind, value: &Value) -> Result<Value, String> {
         Kind::Bool => coerce_bool(value).map(Value::Bool),
         Kind::Mode => coerce_mode(value).map(|m| Value::String(format!("{m:04o}"))),
         Kind::Int => coerce_int(value).map(|n| Value::Number(n.into())),
+        Kind::Duration => coerce_duration(value).map(|n| Value::Number(n.into())),
         Kind::List(element) => {
             let items = match value {
                 Value::Array(items) => items.clone(),
@@ -536,9 +664,36 @@ fn coerce_int(value: &Value) -> Result<i64, String> {
     }
 }
 
-/// Builds a JSON number from an i64 (convenience for defaults).
-pub fn int(n: i64) -> Value {
-    Value::Number(Number::from(n))
+/// See [`Kind::Duration`]: whole seconds (an int, or a string holding one, as
+/// `check_type_int` takes them), or a string with a unit.
+fn coerce_duration(value: &Value) -> Result<i64, String> {
+    if let Ok(n) = coerce_int(value) {
+        return Ok(n);
+    }
+    let failure = || {
+        format!(
+            "{} is not a duration: give seconds (e.g. 120) or a number with s, m or h (e.g. 2m)",
+            py_repr(&display_scalar(value))
+        )
+    };
+    let Value::String(text) = value else {
+        return Err(failure());
+    };
+    let text = text.trim();
+    let (digits, factor) = match text.char_indices().last() {
+        Some((at, 's')) => (&text[..at], 1),
+        Some((at, 'm')) => (&text[..at], 60),
+        Some((at, 'h')) => (&text[..at], 3600),
+        _ => return Err(failure()),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(failure());
+    }
+    digits
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(failure)
 }
 
 /// `check_type_dict` for strings: JSON when it starts with `{`, else `k=v` pairs separated

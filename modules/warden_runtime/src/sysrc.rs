@@ -37,16 +37,6 @@ pub fn check_value(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// `sysrc -f <file> name=value`
-pub fn set(sysrc: &Path, file: &Path, name: &str, value: &str) -> Result<Cmd> {
-    check_name(name)?;
-    check_value(name, value)?;
-    Ok(Cmd::new(sysrc)
-        .arg("-f")
-        .arg(file)
-        .arg(format!("{name}={value}")))
-}
-
 /// `sysrc -f <file> a=1 b=2 …`: several variables in one call.
 pub fn set_many<'a>(
     sysrc: &Path,
@@ -74,12 +64,6 @@ pub fn delete_many<'a>(
         cmd = cmd.arg(name);
     }
     Ok(cmd)
-}
-
-/// `sysrc -f <file> -x name`: removes every assignment of `name` in `file`.
-pub fn delete(sysrc: &Path, file: &Path, name: &str) -> Result<Cmd> {
-    check_name(name)?;
-    Ok(Cmd::new(sysrc).arg("-f").arg(file).arg("-x").arg(name))
 }
 
 /// One file's part of a plan.
@@ -383,23 +367,13 @@ mod tests {
 
     #[test]
     fn builds_commands() {
-        let cmd = set(
-            Path::new("/usr/sbin/sysrc"),
-            Path::new("/etc/rc.conf"),
-            "mevy_enable",
-            "YES",
-        )
-        .unwrap();
+        let (sysrc, file) = (Path::new("/usr/sbin/sysrc"), Path::new("/etc/rc.conf"));
+        let cmd = set_many(sysrc, file, [("mevy_enable", "YES")]).unwrap();
         assert_eq!(
             cmd.to_string(),
             "/usr/sbin/sysrc -f /etc/rc.conf mevy_enable=YES"
         );
-        let cmd = delete(
-            Path::new("/usr/sbin/sysrc"),
-            Path::new("/etc/rc.conf"),
-            "mevy_enable",
-        )
-        .unwrap();
+        let cmd = delete_many(sysrc, file, ["mevy_enable"]).unwrap();
         assert_eq!(
             cmd.to_string(),
             "/usr/sbin/sysrc -f /etc/rc.conf -x mevy_enable"
@@ -435,24 +409,19 @@ mod tests {
 
     #[test]
     fn refuses_values_sysrc_cannot_write() {
+        let set = |name: &str, value: &str| {
+            set_many(
+                Path::new("sysrc"),
+                Path::new("/etc/rc.conf"),
+                [(name, value)],
+            )
+        };
         for bad in ["say \"hi\"", "$(id)", "a\\b", "`id`", "a\nb"] {
-            let err = set(Path::new("sysrc"), Path::new("/etc/rc.conf"), "x", bad).unwrap_err();
+            let err = set("x", bad).unwrap_err();
             assert!(err.to_string().contains("unescaped"), "{err}");
         }
-        assert!(set(
-            Path::new("sysrc"),
-            Path::new("/etc/rc.conf"),
-            "x",
-            "inet 10.0.1.1/24 it's"
-        )
-        .is_ok());
-        assert!(set(
-            Path::new("sysrc"),
-            Path::new("/etc/rc.conf"),
-            "bad.name",
-            "1"
-        )
-        .is_err());
+        assert!(set("x", "inet 10.0.1.1/24 it's").is_ok());
+        assert!(set("bad.name", "1").is_err());
     }
 
     fn chain(files: &[(&str, &str)]) -> RcChain {

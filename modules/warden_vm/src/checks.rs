@@ -9,19 +9,19 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use ipnet::Ipv4Net;
-use serde::Deserialize;
 
+use warden_runtime::choices;
 use warden_runtime::vm_bhyve::{conf_value_ok, valid_name, valid_size, NetSeed};
 
 use crate::{Params, State};
 
-/// How the seed's user gets root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Privilege {
-    None,
-    Doas,
-    Sudo,
+choices! {
+    /// How the seed's user gets root.
+    pub enum Privilege {
+        None = "none",
+        Doas = "doas",
+        Sudo = "sudo",
+    }
 }
 
 /// A boot image: a disk image for `vm create -i`, or an ISO for `vm install`.
@@ -81,9 +81,6 @@ pub struct Settings {
     pub wait_timeout: Duration,
     pub stop_timeout: Duration,
     pub vm_dir: Option<PathBuf>,
-    pub rc_conf: PathBuf,
-    pub lock_file: PathBuf,
-    pub lock_timeout: Duration,
 }
 
 impl Settings {
@@ -106,31 +103,7 @@ impl Settings {
             wait_timeout: Duration::from_secs(120),
             stop_timeout: Duration::from_secs(60),
             vm_dir: None,
-            rc_conf: "/etc/rc.conf".into(),
-            lock_file: warden_runtime::lock::DEFAULT_LOCK_FILE.into(),
-            lock_timeout: Duration::from_secs(300),
         }
-    }
-}
-
-/// `90`, `90s`, `2m`, `1h` → a duration of at least one second and at most a day.
-pub fn duration(label: &str, text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => 0,
-    };
-    match digits.parse::<u64>() {
-        Ok(n) if factor > 0 && n > 0 && n * factor <= 86_400 => Ok(Duration::from_secs(n * factor)),
-        _ => Err(format!(
-            "{label} {text:?} is not a duration: give seconds (e.g. 120) or a number with s, m or h, between 1s and 24h"
-        )),
     }
 }
 
@@ -206,26 +179,8 @@ pub fn settings(p: &Params) -> Result<Settings> {
         ),
     );
     let mut s = Settings::new(&p.name, p.state);
-    let timeouts = [
-        ("wait_timeout", &p.wait_timeout),
-        ("stop_timeout", &p.stop_timeout),
-        ("lock_timeout", &p.lock_timeout),
-    ];
-    let mut parsed = Vec::new();
-    for (label, text) in timeouts {
-        match duration(label, text) {
-            Ok(d) => parsed.push(d),
-            Err(e) => {
-                problems.push(e);
-                parsed.push(Duration::from_secs(1));
-            }
-        }
-    }
-    s.wait_timeout = parsed[0];
-    s.stop_timeout = parsed[1];
-    s.lock_timeout = parsed[2];
-    s.rc_conf = PathBuf::from(&p.rc_conf);
-    s.lock_file = PathBuf::from(&p.lock_file);
+    s.wait_timeout = p.wait_timeout;
+    s.stop_timeout = p.stop_timeout;
     s.vm_dir = p.vm_dir.as_ref().map(PathBuf::from);
     s.restart = p.restart;
 
@@ -463,28 +418,25 @@ mod tests {
     use serde_json::json;
 
     fn params(extra: serde_json::Value) -> Params {
-        let spec = crate::spec();
-        let mut values = serde_json::Map::new();
-        for p in &spec.params {
-            values.insert(
-                p.name.into(),
-                p.default.clone().unwrap_or(serde_json::Value::Null),
-            );
-        }
-        values.insert("name".into(), json!("vm01"));
+        let mut raw = json!({"name": "vm01"});
         for (k, v) in extra.as_object().unwrap() {
-            values.insert(k.clone(), v.clone());
+            raw[k] = v.clone();
         }
-        serde_json::from_value(serde_json::Value::Object(values)).unwrap()
+        warden_testkit::params::<crate::WardenVm>(raw)
     }
 
     #[test]
     fn durations() {
-        assert_eq!(duration("t", "90").unwrap(), Duration::from_secs(90));
-        assert_eq!(duration("t", "2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(duration("t", "1h").unwrap(), Duration::from_secs(3600));
+        let wait = |v: serde_json::Value| {
+            warden_testkit::validated::<crate::WardenVm>(json!({"name": "vm01", "wait_timeout": v}))
+                .map(|p| p.wait_timeout)
+        };
+        assert_eq!(wait(json!("90")).unwrap(), Duration::from_secs(90));
+        assert_eq!(wait(json!(90)).unwrap(), Duration::from_secs(90));
+        assert_eq!(wait(json!("2m")).unwrap(), Duration::from_secs(120));
+        assert_eq!(wait(json!("1h")).unwrap(), Duration::from_secs(3600));
         for bad in ["0", "soon", "5d", "-1", "", "25h"] {
-            assert!(duration("t", bad).is_err(), "{bad}");
+            assert!(wait(json!(bad)).is_err(), "{bad}");
         }
     }
 
@@ -492,7 +444,7 @@ mod tests {
     fn what_vm_bhyve_does_not_check_is_refused_all_at_once() {
         let err = settings(&params(json!({
             "state": "running", "cpus": 0, "memory": "lots", "disk_size": "20GB",
-            "name": "-bad", "wait_timeout": "soon", "tags": ["ok", "x"],
+            "name": "-bad", "tags": ["ok", "x"],
         })))
         .unwrap_err()
         .to_string();
@@ -501,7 +453,6 @@ mod tests {
             "cpus must be between 1 and 1024, got 0",
             "memory \"lots\"",
             "disk_size \"20GB\"",
-            "wait_timeout \"soon\"",
             "tag \"x\"",
         ] {
             assert!(err.contains(needle), "{needle} missing from: {err}");

@@ -10,19 +10,20 @@
 //! [`steps::runtime_plan`] turns its actions into runtime steps that verify themselves.
 //! vm-bhyve's command forms and output readers live in `warden_runtime::vm_bhyve`; the facts
 //! behind them, with tags and files, in `docs/vm-bhyve-facts.md`.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod checks;
 pub mod observe;
 pub mod plan;
 pub mod steps;
 
+use std::time::Duration;
+
 use anyhow::Result;
 use serde::Deserialize;
 use serde_json::json;
 
-use warden_runtime::spec::{Kind, Param, Spec};
-use warden_runtime::{Context, Module, Plan};
+use warden_runtime::spec::{Param, Spec};
+use warden_runtime::{choices, Context, Module, Plan};
 
 pub use checks::{Image, Privilege, Seed, Settings};
 pub use observe::{Guest, Observed, Tools};
@@ -31,30 +32,23 @@ pub use plan::{Action, VmPlan};
 /// The module.
 pub struct WardenVm;
 
-/// What the guest should be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// Exists (created if missing); running or not is left as it is.
-    Present,
-    Running,
-    Stopped,
-    Absent,
-}
-
-impl State {
-    pub fn word(&self) -> &'static str {
-        match self {
-            State::Present => "present",
-            State::Running => "running",
-            State::Stopped => "stopped",
-            State::Absent => "absent",
-        }
+choices! {
+    /// What the guest should be.
+    pub enum State {
+        /// Exists (created if missing); running or not is left as it is.
+        Present = "present",
+        Running = "running",
+        Stopped = "stopped",
+        Absent = "absent",
     }
 }
 
-/// The params as the spec delivers them (see `library/warden_vm.yml`); [`checks::settings`]
-/// validates them into [`Settings`].
+/// The longest wait for a guest to start or stop: a day.
+const MAX_WAIT: u32 = 86_400;
+
+/// The params as the spec delivers them (see `library/warden_vm.yml`; the rc.conf chain that
+/// holds `vm_dir` and the host lock come as `ctx.host()`); [`checks::settings`] validates
+/// them into [`Settings`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
@@ -80,21 +74,18 @@ pub struct Params {
     pub hostname: Option<String>,
     pub interface: String,
     pub restart: bool,
-    pub wait_timeout: String,
-    pub stop_timeout: String,
+    #[serde(deserialize_with = "warden_runtime::spec::seconds")]
+    pub wait_timeout: Duration,
+    #[serde(deserialize_with = "warden_runtime::spec::seconds")]
+    pub stop_timeout: Duration,
     pub vm_dir: Option<String>,
-    pub rc_conf: String,
-    pub lock_file: String,
-    pub lock_timeout: String,
 }
 
 /// The module's parameters, in the order of the docs.
 pub fn spec() -> Spec {
     Spec::new(vec![
         Param::str("name").required(),
-        Param::str("state")
-            .choices(&["present", "running", "stopped", "absent"])
-            .default("present"),
+        Param::choice::<State>("state").default(State::Present),
         Param::str("template").default("default"),
         Param::int("cpus"),
         Param::str("memory"),
@@ -107,7 +98,7 @@ pub fn spec() -> Spec {
         Param::bool("cloud_init"),
         Param::str("user"),
         Param::list_of_str("authorized_keys").default(json!([])),
-        Param::str("privilege").choices(&["none", "doas", "sudo"]),
+        Param::choice::<Privilege>("privilege"),
         Param::str("address"),
         Param::str("gateway"),
         Param::list_of_str("nameservers").default(json!([])),
@@ -115,13 +106,9 @@ pub fn spec() -> Spec {
         Param::str("hostname"),
         Param::str("interface").default("vtnet0"),
         Param::bool("restart").default(false),
-        // Durations: seconds, or a number with s, m or h.
-        Param::new("wait_timeout", Kind::Str).default("120"),
-        Param::new("stop_timeout", Kind::Str).default("60"),
+        Param::duration("wait_timeout", 1, MAX_WAIT).default(120),
+        Param::duration("stop_timeout", 1, MAX_WAIT).default(60),
         Param::path("vm_dir"),
-        Param::path("rc_conf").default("/etc/rc.conf"),
-        Param::path("lock_file").default(warden_runtime::lock::DEFAULT_LOCK_FILE),
-        Param::new("lock_timeout", Kind::Str).default("300"),
     ])
 }
 
@@ -135,8 +122,8 @@ impl Module for WardenVm {
 
     fn plan(params: Params, ctx: &mut Context) -> Result<Plan> {
         let settings = checks::settings(&params)?;
-        ctx.lock_host(&settings.lock_file, settings.lock_timeout)?;
-        let observed = observe::observe(&settings)?;
+        ctx.lock_host()?;
+        let observed = observe::observe(&settings, ctx.host())?;
         let vm_plan = plan::plan(&settings, &observed)?;
         Ok(steps::runtime_plan(vm_plan, &settings, &observed))
     }
@@ -146,71 +133,10 @@ impl Module for WardenVm {
 mod tests {
     use super::*;
 
-    /// The sidecar docs, the spec and the params struct name the same options with the same
-    /// defaults and choices.
     #[test]
-    fn spec_params_and_docs_agree() {
-        let docs = include_str!("../../../library/warden_vm.yml");
-        let options = docs
-            .split("\n  options:\n")
-            .nth(1)
-            .and_then(|rest| rest.split("\n  attributes:").next())
-            .unwrap();
-        let documented: Vec<&str> = options
-            .lines()
-            .filter(|l| l.starts_with("    ") && !l.starts_with("     ") && l.ends_with(':'))
-            .map(|l| l.trim().trim_end_matches(':'))
-            .collect();
-        let spec = spec();
-        // The docs cover what the runtime adds too (trusted_links, tool_timeout).
-        let full = warden_runtime::runtime::full_spec::<WardenVm>();
-        let names: Vec<&str> = full.params.iter().map(|p| p.name).collect();
-        assert_eq!(documented, names);
-        // every spec param deserializes into Params
-        let mut values = serde_json::Map::new();
-        for p in &spec.params {
-            values.insert(
-                p.name.to_string(),
-                p.default.clone().unwrap_or(serde_json::Value::Null),
-            );
-        }
-        values.insert("name".into(), json!("vm01"));
-        let params: Params = serde_json::from_value(serde_json::Value::Object(values)).unwrap();
-        assert_eq!(params.state, State::Present);
-        for p in &full.params {
-            let block = options
-                .split(&format!("\n    {}:\n", p.name))
-                .nth(1)
-                .or_else(|| options.strip_prefix(&format!("    {}:\n", p.name)))
-                .unwrap_or_else(|| panic!("{} undocumented", p.name));
-            let block: String = block
-                .lines()
-                .take_while(|l| l.starts_with("      "))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if let Some(default) = &p.default {
-                let shown = match default {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                let line = block
-                    .lines()
-                    .find_map(|l| l.trim().strip_prefix("default: "))
-                    .unwrap_or_else(|| panic!("{} has no documented default", p.name));
-                assert_eq!(line.trim_matches('"'), shown, "default of {}", p.name);
-            }
-            if !p.choices.is_empty() {
-                let line = block
-                    .lines()
-                    .find_map(|l| l.trim().strip_prefix("choices: "))
-                    .unwrap_or_else(|| panic!("{} has no documented choices", p.name));
-                assert_eq!(
-                    line,
-                    format!("[{}]", p.choices.join(", ")),
-                    "choices of {}",
-                    p.name
-                );
-            }
-        }
+    fn params_spec_and_docs_agree() {
+        warden_testkit::assert_params_agree::<WardenVm>(include_str!(
+            "../../../library/warden_vm.yml"
+        ));
     }
 }

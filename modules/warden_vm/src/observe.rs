@@ -1,4 +1,5 @@
-//! Reads the bhyve host once, through the runtime: `vm version`, rc.conf's `vm_dir` (and
+//! Reads the bhyve host once, through the runtime: `vm version`, `vm_dir` from the rc.conf
+//! chain vm-bhyve reads (lib/vm-base: `load_rc_config "vm"`) (and
 //! `mount` for a `zfs:` one), `.config/system.conf` (datastores, switches), the template, the
 //! guest's `<name>.conf`, its seed files and log, its row of `vm list`, and — only when a new
 //! guest needs one — the image listing (`vm img` / `vm iso`).
@@ -8,9 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 
 use warden_runtime::fs::{self as wfs, FileState};
-use warden_runtime::rcconf::RcConf;
+use warden_runtime::rcconf::{RcChain, RcLookup};
 use warden_runtime::vm_bhyve::{self, Datastore, GuestPaths, Version, VmConf, VmState};
-use warden_runtime::{find_tool, Cmd};
+use warden_runtime::{find_tool, Cmd, Host};
 
 use crate::{Settings, State};
 
@@ -58,20 +59,23 @@ fn text_of(state: &Option<FileState>) -> Option<String> {
         .map(|s| String::from_utf8_lossy(&s.content).into_owned())
 }
 
-/// The host's `vm_dir`: the param, else rc.conf's (a `zfs:pool/ds` spec is its mountpoint).
-fn vm_dir(settings: &Settings) -> Result<PathBuf> {
+/// The host's `vm_dir`: the param, else what vm-bhyve reads — `load_rc_config "vm"`
+/// (freebsd/vm-bhyve lib/vm-base, v1.7.0): rc.conf, rc.conf.local, rc.conf.d/vm. A
+/// `zfs:pool/ds` spec is its mountpoint.
+fn vm_dir(settings: &Settings, host: &Host) -> Result<PathBuf> {
     if let Some(dir) = &settings.vm_dir {
         return Ok(dir.clone());
     }
-    let rc = RcConf::read(&settings.rc_conf)?;
+    let rc = RcChain::read(&host.rc, &["vm"])?;
     let value = rc
-        .get("vm_dir")
+        .lookup("vm_dir")
         .and_then(|v| v.literal().map(str::to_string))
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
             anyhow!(
-                "vm_dir is not set in {} (vm-bhyve is not set up: sysrc vm_enable=YES vm_dir=…, then vm init), and no vm_dir was given",
-                settings.rc_conf.display()
+                "vm_dir is not set in {} or {} (vm-bhyve is not set up: sysrc vm_enable=YES vm_dir=…, then vm init), and no vm_dir was given",
+                host.rc.rc_conf.display(),
+                host.rc.rc_conf_local.display()
             )
         })?;
     match value.strip_prefix("zfs:") {
@@ -85,14 +89,14 @@ fn vm_dir(settings: &Settings) -> Result<PathBuf> {
     }
 }
 
-pub fn observe(settings: &Settings) -> Result<Observed> {
+pub fn observe(settings: &Settings, host: &Host) -> Result<Observed> {
     let vm = find_tool("vm").context("vm-bhyve is not installed (pkg install vm-bhyve)")?;
     let makefs = find_tool("makefs").unwrap_or_else(|_| PathBuf::from("/usr/sbin/makefs"));
     let version = vm_bhyve::version(&vm)?;
     if !version.supported() {
         bail!("vm-bhyve {version} is not supported: warden_vm knows 1.6, 1.7 and 1.8-devel");
     }
-    let vm_dir = vm_dir(settings)?;
+    let vm_dir = vm_dir(settings, host)?;
     let system = text_of(&wfs::read_state(&vm_dir.join(".config/system.conf"))?)
         .map(|t| VmConf::parse(&t))
         .unwrap_or_default();
@@ -205,4 +209,43 @@ pub fn current_state(vm: &Path, name: &str) -> Result<Option<VmState>> {
 pub fn run(cmd: &Cmd) -> Result<String> {
     let out = cmd.run()?;
     Ok(format!("{}{}", out.stdout, out.stderr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_runtime::rcconf::RcFiles;
+
+    fn host_in(dir: &Path) -> Host {
+        Host {
+            rc: RcFiles {
+                rc_conf: dir.join("rc.conf"),
+                rc_conf_local: dir.join("rc.conf.local"),
+                rc_conf_d: vec![dir.join("rc.conf.d")],
+            },
+            ..Host::default()
+        }
+    }
+
+    /// vm-bhyve reads `vm_dir` with `load_rc_config "vm"`, so a value in rc.conf.local or in
+    /// rc.conf.d/vm is the one it uses; reading rc.conf alone missed both.
+    #[test]
+    fn vm_dir_in_rc_conf_local_or_rc_conf_d_vm_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host_in(dir.path());
+        let settings = Settings::new("vm01", State::Present);
+        std::fs::write(dir.path().join("rc.conf"), "vm_enable=\"YES\"\n").unwrap();
+        let err = vm_dir(&settings, &host).unwrap_err().to_string();
+        assert!(err.contains("vm_dir is not set in"), "{err}");
+        std::fs::write(dir.path().join("rc.conf.local"), "vm_dir=\"/vm\"\n").unwrap();
+        assert_eq!(vm_dir(&settings, &host).unwrap(), PathBuf::from("/vm"));
+        std::fs::create_dir(dir.path().join("rc.conf.d")).unwrap();
+        std::fs::write(dir.path().join("rc.conf.d/vm"), "vm_dir=\"/guests\"\n").unwrap();
+        assert_eq!(vm_dir(&settings, &host).unwrap(), PathBuf::from("/guests"));
+        let given = Settings {
+            vm_dir: Some("/given".into()),
+            ..settings
+        };
+        assert_eq!(vm_dir(&given, &host).unwrap(), PathBuf::from("/given"));
+    }
 }

@@ -2,6 +2,8 @@
 //! mode with other values (no mutating call) → idempotent re-run, each followed by a read of
 //! the host and of the guest the seed produced.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -37,7 +39,7 @@ fn bhyve(version: &str) -> SimHost {
 }
 
 fn base(host: &SimHost) -> Value {
-    json!({
+    host.args(json!({
         "name": "vm01",
         "state": "running",
         "cpus": 2,
@@ -50,9 +52,7 @@ fn base(host: &SimHost) -> Value {
         "nameservers": ["10.0.0.1"],
         "wait_timeout": "20",
         "stop_timeout": "10",
-        "rc_conf": host.p("/etc/rc.conf"),
-        "lock_file": host.p("/var/run/warden.lock"),
-    })
+    }))
 }
 
 fn run(host: &SimHost, args: &Value, check: bool) -> ModuleRun {
@@ -248,7 +248,7 @@ fn stop_and_absent_wait_and_leave_other_guests_alone() {
     );
     let gone = run(
         &host,
-        &json!({"name": "vm01", "state": "absent", "rc_conf": host.p("/etc/rc.conf"), "lock_file": host.p("/var/run/warden.lock")}),
+        &host.args(json!({"name": "vm01", "state": "absent"})),
         false,
     );
     assert_eq!(gone.code, 0, "{}", gone.result);
@@ -260,14 +260,14 @@ fn stop_and_absent_wait_and_leave_other_guests_alone() {
     );
     let again = run(
         &host,
-        &json!({"name": "vm01", "state": "absent", "rc_conf": host.p("/etc/rc.conf"), "lock_file": host.p("/var/run/warden.lock")}),
+        &host.args(json!({"name": "vm01", "state": "absent"})),
         false,
     );
     assert_eq!(again.result["changed"], false);
     // absent on a running guest: stopped first, then destroyed
     let running_gone = run(
         &host,
-        &json!({"name": "vm02", "state": "absent", "rc_conf": host.p("/etc/rc.conf"), "lock_file": host.p("/var/run/warden.lock")}),
+        &host.args(json!({"name": "vm02", "state": "absent"})),
         false,
     );
     assert_eq!(running_gone.code, 0, "{}", running_gone.result);
@@ -313,7 +313,7 @@ fn memory_lots_is_refused_and_a_guest_that_never_runs_fails_fast() {
     let started = std::time::Instant::now();
     let never = run(
         &host,
-        &json!({"name": "vm01", "state": "running", "rc_conf": host.p("/etc/rc.conf"), "lock_file": host.p("/var/run/warden.lock"), "wait_timeout": "60"}),
+        &host.args(json!({"name": "vm01", "state": "running", "wait_timeout": "60"})),
         false,
     );
     assert_eq!(never.code, 1, "{}", never.result);

@@ -35,6 +35,8 @@ struct Params {
 impl Module for Probe {
     const NAME: &'static str = "warden_probe";
     const RUNS_TOOLS: bool = false;
+    // A protocol probe: it touches no host, so it takes no host parameters.
+    const HOST: bool = false;
     type Params = Params;
 
     fn spec() -> Spec {

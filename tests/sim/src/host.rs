@@ -2,6 +2,9 @@
 //! directory whose `ifconfig`/`sysrc`/`service` are the simulator, the environment that puts
 //! them first on `PATH`, the call log, fault injection and a snapshot of the file tree.
 
+// Test support: a setup step that cannot be done fails the test with its reason.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
@@ -187,6 +190,20 @@ impl SimHost {
         })
     }
 
+    /// The host parameters every module that works on a host takes (the rc.conf chain of
+    /// [`rc_params`](Self::rc_params) and `lock_file`), pointing into this host.
+    pub fn host_params(&self) -> serde_json::Value {
+        with(
+            self.rc_params(),
+            serde_json::json!({"lock_file": self.p("/var/run/warden.lock")}),
+        )
+    }
+
+    /// Module args on this host: `args` with [`host_params`](Self::host_params) under them.
+    pub fn args(&self, args: serde_json::Value) -> serde_json::Value {
+        with(self.host_params(), args)
+    }
+
     /// `freebsd-sim boot`: the host reboots from its files; returns the console output.
     pub fn boot(&self) -> String {
         let out = self
@@ -232,6 +249,15 @@ impl SimHost {
             .expect("cannot run a simulated tool")
     }
 
+    /// [`tool`](Self::tool)'s stdout and exit code.
+    pub fn tool_out(&self, tool: &str, args: &[&str]) -> (String, i32) {
+        let out = self.tool(tool, args);
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code().unwrap_or(-1),
+        )
+    }
+
     /// Runs a module binary against this host the way Ansible does (`<module> <args file>`),
     /// asserting it printed exactly one line of JSON.
     pub fn run_module(&self, binary: &str, args: &serde_json::Value) -> ModuleRun {
@@ -266,6 +292,15 @@ impl SimHost {
 
     pub fn clear_calls(&self) {
         fs::write(self.path("/sim/calls.log"), "").expect("cannot clear the call log");
+    }
+
+    /// The calls of one tool so far, as lines.
+    pub fn calls_of(&self, tool: &str) -> Vec<String> {
+        self.calls()
+            .iter()
+            .filter(|c| c.tool == tool)
+            .map(Call::line)
+            .collect()
     }
 
     /// Calls that can change the host, as lines.

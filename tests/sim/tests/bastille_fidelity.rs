@@ -1,5 +1,7 @@
 //! The simulated Bastille against the behaviour recorded from Bastille's sources, per version.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use warden_sim::host::SimHost;
 
 fn run(host: &SimHost, tool: &str, args: &[&str]) -> (String, String, i32) {

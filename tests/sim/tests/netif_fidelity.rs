@@ -1,6 +1,8 @@
 //! `freebsd-sim boot` against what FreeBSD's own rc.d/netif and network.subr made of the
 //! same rc.conf (tests/fixtures/netif/, with its source).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use std::fs;
 
 use serde_json::Value;

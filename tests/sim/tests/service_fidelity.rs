@@ -1,6 +1,8 @@
 //! The service(8) + rc.subr stand-in against the outputs captured from FreeBSD's real
 //! `run_rc_command` with a tmux-hosted `mevy` script (docs/freebsd-facts.md §5.4, obtained as §10 says).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 

@@ -1,6 +1,8 @@
 //! The simulator against the transcript fixtures of tests/fixtures/{kld,pfctl,ifconfig}
 //! (each file names the FreeBSD sources its expected output follows).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 mod common;
 
 use warden_sim::host::SimHost;

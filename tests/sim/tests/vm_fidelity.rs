@@ -2,6 +2,8 @@
 //! `vm list` layouts recorded in tests/fixtures/vm/ (rendered from lib/vm-core `core::list`'s
 //! printf format through FreeBSD column(1)'s `maketbl`; see the fixtures' README).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly where module code may not
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
