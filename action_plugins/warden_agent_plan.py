@@ -27,7 +27,6 @@ import re
 import sys  # WARDEN_SHARED_LOADER
 
 import yaml
-
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -131,7 +130,7 @@ class Roles:
         if not os.path.exists(path):
             return None
         with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+            data = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         return trusted_tree(data) if trusted else data
 
     def _load(self, role):

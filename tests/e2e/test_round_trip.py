@@ -10,7 +10,7 @@ from conftest import assert_reboot_keeps_state
 
 AGENT = ["playbooks/agent.yml", "-e", "agent_name=mevy"]
 BY_ROLE = ["playbooks/agent_by_role.yml", "-e", "agent_name=mevy"]
-STEP = re.compile(r"^(ok|changed|failed|skipping): \[sim1\](?: =>)? \(item=mevy (\w+)", re.M)
+STEP = re.compile(r"^(ok|changed|failed|skipping): \[sim1\](?: =>)? \(item=mevy (\w+)", re.MULTILINE)
 
 
 def steps(out):
@@ -65,7 +65,7 @@ def test_check_predicts_each_step_and_changes_nothing(sandbox):
     env_file = sandbox.root() / "home" / "mevy" / ".env"
     env_file.unlink()
     snapshot = sandbox.snapshot()
-    rc, out, recap = sandbox.playbook(*AGENT, "--check", "--diff")
+    rc, out, _ = sandbox.playbook(*AGENT, "--check", "--diff")
     assert rc == 0, out
     assert sandbox.snapshot() == snapshot, "check mode changed the host"
     assert [s for s, t in steps(out) if t == "env"] == ["changed"], out

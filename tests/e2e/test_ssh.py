@@ -25,7 +25,7 @@ def test_agent_over_ssh_without_python_then_nothing_to_do(sandbox, sshd):
     assert rc == 0, out
     # One run task per host (README, "One round trip per host"); its items are the steps.
     assert recap["sim1"]["changed"] == 1 and recap["sim1"]["failed"] == 0, out
-    assert len(re.findall(r"^changed: \[sim1\] => \(item=mevy ", out, re.M)) >= 6, out
+    assert len(re.findall(r"^changed: \[sim1\] => \(item=mevy ", out, re.MULTILINE)) >= 6, out
     assert "SSH: EXEC ssh" in out, "the run did not go over ssh"
     uploaded = binary_uploads(out)
     assert sorted(uploaded) == sorted(
@@ -53,7 +53,7 @@ def test_plain_library_path_over_ssh(sandbox, sshd):
     extra = sshd.extra_vars(warden_binary_cache=False)
     rc, out, recap = sandbox.playbook(*AGENT, "--tags", "network,pf", "-e", extra, "-vvv")
     assert rc == 0 and recap["sim1"]["changed"] == 1, out
-    assert len(re.findall(r"^changed: \[sim1\] => \(item=mevy (network|pf)\)", out, re.M)) == 2, out
+    assert len(re.findall(r"^changed: \[sim1\] => \(item=mevy (network|pf)\)", out, re.MULTILINE)) == 2, out
     assert "AnsiballZ_warden_bridge_alias" in out
     rc, out, recap = sandbox.playbook(*AGENT, "--tags", "network,pf", "-e", extra)
     assert rc == 0 and recap["sim1"]["changed"] == 0, out
