@@ -61,7 +61,17 @@ class ActionModule(warden_binary.ActionModule):
         key = (self._task._uuid, task_vars.get("inventory_hostname"))
         done = _DONE.get(key)
         if done is None or step["id"] not in done:
-            done = _DONE[key] = self._run_from(plan, step["id"], task_vars)
+            try:
+                done = self._run_from(plan, step["id"], task_vars)
+            except Exception as e:  # noqa: BLE001 - whatever stopped the run, nothing after it may run again
+                # The run stopped without per-step results (an install that failed, a binary that
+                # fails the cache check, an error of this plugin): this item fails, and the later
+                # items report it rather than start another run of the steps on the target.
+                label = plan["steps"][step["id"]].get("label", step["id"])
+                done = {i: skipped(f"not run or not reported: the run failed at {label}")
+                        for i in range(step["id"] + 1, len(plan["steps"]))}
+                done[step["id"]] = {"failed": True, "changed": False, "msg": f"{label}: {e}"}
+            _DONE[key] = done
         result.update(done[step["id"]])
         return result
 

@@ -185,7 +185,9 @@ def build_probe_script(candidates, bastille, env):
     lines = ["set -f", CACHE_CHECK, f"printf '\\n{PROBE} platform %s\\n' \"$(uname -s -m 2>&1)\""]
     if bastille:
         lines += [
-            f"warden_v=$({env} bastille -v 2>&1 </dev/null)",
+            # Bounded: timeout(1) is in FreeBSD's base system (and coreutils); without it, unbounded.
+            'if command -v timeout >/dev/null 2>&1; then warden_t="timeout 60"; else warden_t=; fi',
+            f"warden_v=$({env} $warden_t bastille -v 2>&1 </dev/null)",
             "warden_rc=$?",
             f"printf '{PROBE} bastille %s\\n%s\\n{PROBE} bastille-end\\n' \"$warden_rc\" \"$warden_v\"",
         ]
@@ -473,7 +475,10 @@ class ActionModule(ActionBase):
                     '{ if [ -L "$f" ] || [ -d "$f" ]; then rm -rf "$f"; fi; } && mv -f "$f.$$" "$f"'
                 )
             self._fixup_perms2([tmpdir, *staged], execute=False)
-            res = self._low_level_execute_command("set -f && umask 077 && " + " && ".join(installs), sudoable=True)
+            # A cache under ~ with HOME unset (become without a login environment) would land in /.
+            home = ('{ [ -n "$HOME" ] || { echo "HOME is not set on the target" >&2; exit 1; }; } && '
+                    if any(s.remote.startswith("~") for s in steps) else "")
+            res = self._low_level_execute_command("set -f && umask 077 && " + home + " && ".join(installs), sudoable=True)
             if res.get("rc") != 0:
                 raise AnsibleActionFail(
                     f"cannot install the module binary in the target's cache {', '.join(s.remote for s in steps)}: "

@@ -110,3 +110,18 @@ def test_a_failing_step_stops_the_rest_and_is_reported(sandbox, tmp_path):
     (sandbox.root() / "sim" / "faults").unlink()
     rc, out, recap = sandbox.playbook(*AGENT)
     assert rc == 0 and [t for s, t in steps(out) if s == "ok"] == ["network"], out
+
+
+def test_a_run_that_stops_early_runs_nothing_again(sandbox, tmp_path):
+    """Regression: when the run itself stopped (here: the binary cache cannot be made, since
+    its parent is a file), the first item failed and every later item started another run of
+    the steps on the target. Now the first item fails, the rest say so, and no module ran."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    before = sandbox.snapshot()
+    rc, out, recap = sandbox.playbook(*AGENT, "-v", "-e", f"warden_binary_dir={blocker}/cache")
+    assert rc != 0 and recap["sim1"]["failed"] == 1, out
+    assert steps(out)[0] == ("failed", "network"), out
+    assert {s for s, _ in steps(out)[1:]} == {"skipping"}, out
+    assert "not run or not reported: the run failed at mevy network" in out, out
+    assert sandbox.snapshot() == before
