@@ -383,6 +383,10 @@ fn plan_host_boot(p: &Settings, o: &Observed, plan: &mut Plan) -> Result<()> {
                 chain.describe("bastille_list"),
                 p.name
             ),
+            // rc.d/bastille before 0.14 (BastilleBSD/bastille usr/local/etc/rc.d/bastille at
+            // 0.10.20231125 … 0.13.20250126) says `: ${bastille_list:="ALL"}`: `:=` assigns
+            // when the variable is unset or empty, so an empty list starts every jail.
+            Some(RcValue::Literal(list)) if list.is_empty() => {}
             Some(RcValue::Literal(list)) => {
                 let words: Vec<&str> = list.split_whitespace().collect();
                 if !words.contains(&"ALL") && !words.contains(&p.name.as_str()) {
@@ -1208,9 +1212,15 @@ mod tests {
                     "{SYSRC} -f /etc/rc.conf 'bastille_list=other mevygit'"
                 )],
             ),
+            // An empty bastille_list is ALL (`: ${bastille_list:="ALL"}`): not narrowed to this jail.
             (
                 "0.13.20250126",
                 "bastille_list=\"\"\n",
+                vec![format!("{SYSRC} -f /etc/rc.conf bastille_enable=YES")],
+            ),
+            (
+                "0.13.20250126",
+                "bastille_list=\" \"\n",
                 vec![format!(
                     "{SYSRC} -f /etc/rc.conf bastille_enable=YES bastille_list=mevygit"
                 )],

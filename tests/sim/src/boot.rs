@@ -933,7 +933,13 @@ fn boot_jails(root: &Path, console: &mut Console) -> Result<()> {
     };
     let list: Vec<String> = if version < Version::parse("0.14.0") {
         let mut list = Vec::new();
-        for word in rc.get("bastille_list").unwrap_or("ALL").split_whitespace() {
+        // `: ${bastille_list:="ALL"}` (rc.d/bastille at 0.10.20231125 … 0.13.20250126): unset
+        // or empty is ALL (sh's `:=`); a list of blanks names no jail.
+        let words = rc
+            .get("bastille_list")
+            .filter(|v| !v.is_empty())
+            .unwrap_or("ALL");
+        for word in words.split_whitespace() {
             if word == "ALL" {
                 list.extend(all.iter().cloned());
             } else {
