@@ -37,7 +37,7 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -124,6 +124,19 @@ pub fn read_state_capped(path: &Path, cap: u64) -> Result<Option<FileState>> {
     let (parent, name) = split(path)?;
     match Dir::open(parent) {
         Ok(dir) => dir.read_capped(name, cap),
+        Err(e) if e.downcast_ref::<Missing>().is_some() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The end of a file that only grows (a log): its size, and its bytes from `offset` on but
+/// at most the last `cap` of them; `None` if it does not exist. The same checks as
+/// [`read_state`] (no link, a regular file with one link), without its size limit, since
+/// only `cap` bytes are ever read.
+pub fn read_tail(path: &Path, offset: u64, cap: u64) -> Result<Option<(u64, Vec<u8>)>> {
+    let (parent, name) = split(path)?;
+    match Dir::open(parent) {
+        Ok(dir) => dir.read_tail(name, offset, cap),
         Err(e) if e.downcast_ref::<Missing>().is_some() => Ok(None),
         Err(e) => Err(e),
     }
@@ -488,6 +501,37 @@ impl Dir {
             uid: st.st_uid,
             gid: st.st_gid,
         }))
+    }
+
+    /// See [`read_tail`].
+    fn read_tail(&self, name: &OsStr, offset: u64, cap: u64) -> Result<Option<(u64, Vec<u8>)>> {
+        let full = self.full(name);
+        match self.lstat(name)? {
+            None => return Ok(None),
+            Some(st) => check_file(&full, &st)?,
+        }
+        let flags = OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOCTTY;
+        let fd = match openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(self.explain_open_error(name, e)),
+        };
+        let st = fstat(&fd).with_context(|| format!("cannot stat {}", full.display()))?;
+        check_file(&full, &st)?;
+        let size = u64::try_from(st.st_size).unwrap_or(0);
+        let start = offset.max(size.saturating_sub(cap)).min(size);
+        let mut file = File::from(fd);
+        file.seek(SeekFrom::Start(start))
+            .with_context(|| format!("cannot read {}", full.display()))?;
+        let mut content = Vec::new();
+        file.take(cap)
+            .read_to_end(&mut content)
+            .with_context(|| format!("cannot read {}", full.display()))?;
+        Ok(Some((size, content)))
     }
 
     /// Replaces `name` atomically (see the module docs).
@@ -868,6 +912,24 @@ mod tests {
         assert_eq!(read_state(&path).unwrap(), before);
         restore(&path, None).unwrap();
         assert_eq!(read_state(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn a_log_is_read_from_its_end_whatever_its_size() {
+        let (_keep, dir) = tempdir();
+        let path = dir.join("vm-bhyve.log");
+        assert_eq!(read_tail(&path, 0, 4).unwrap(), None);
+        let big = vec![b'x'; (MAX_FILE_SIZE + 10) as usize];
+        fs::write(&path, [big.as_slice(), b"tail"].concat()).unwrap();
+        assert!(read_state(&path).is_err());
+        let (size, end) = read_tail(&path, 0, 4).unwrap().unwrap();
+        assert_eq!((size, end.as_slice()), (MAX_FILE_SIZE + 14, &b"tail"[..]));
+        let (_, since) = read_tail(&path, MAX_FILE_SIZE + 12, 100).unwrap().unwrap();
+        assert_eq!(since, b"il");
+        let (_, none) = read_tail(&path, u64::MAX, 100).unwrap().unwrap();
+        assert!(none.is_empty());
+        std::os::unix::fs::symlink(&path, dir.join("link")).unwrap();
+        assert!(read_tail(&dir.join("link"), 0, 4).is_err());
     }
 
     #[test]

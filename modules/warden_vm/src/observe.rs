@@ -59,6 +59,9 @@ fn text_of(state: &Option<FileState>) -> Option<String> {
         .map(|s| String::from_utf8_lossy(&s.content).into_owned())
 }
 
+/// How much of the end of a guest's `vm-bhyve.log` is read: the last start's lines, with room.
+pub const LOG_TAIL: u64 = 1 << 20;
+
 /// The host's `vm_dir`: the param, else what vm-bhyve reads — `load_rc_config "vm"`
 /// (freebsd/vm-bhyve lib/vm-base, v1.7.0): rc.conf, rc.conf.local, rc.conf.d/vm. A
 /// `zfs:pool/ds` spec is its mountpoint.
@@ -182,7 +185,11 @@ fn find_guest(vm: &Path, datastores: &[Datastore], name: &str) -> Result<Option<
                     vm_bhyve::list_cmd(vm)
                 )
             })?;
-        let log = text_of(&wfs::read_state(&paths.log())?).unwrap_or_default();
+        // vm-bhyve appends to vm-bhyve.log for the guest's whole life (freebsd/vm-bhyve
+        // v1.7.2 lib/vm-util `util::log`, `>>`): only its end is read, where the last start is.
+        let log = wfs::read_tail(&paths.log(), 0, LOG_TAIL)?
+            .map(|(_, end)| String::from_utf8_lossy(&end).into_owned())
+            .unwrap_or_default();
         return Ok(Some(Guest {
             network_config: text_of(&wfs::read_state(&paths.seed_file("network-config"))?),
             user_data: text_of(&wfs::read_state(&paths.seed_file("user-data"))?),

@@ -261,19 +261,18 @@ impl Step for WriteSeed {
     }
 }
 
-fn log_len(paths: &GuestPaths) -> usize {
-    wfs::read_state(&paths.log())
+fn log_len(paths: &GuestPaths) -> u64 {
+    wfs::read_tail(&paths.log(), u64::MAX, 0)
         .ok()
         .flatten()
-        .map(|s| s.content.len())
-        .unwrap_or(0)
+        .map_or(0, |(size, _)| size)
 }
 
-fn log_since(paths: &GuestPaths, from: usize) -> String {
-    wfs::read_state(&paths.log())
+fn log_since(paths: &GuestPaths, from: u64) -> String {
+    wfs::read_tail(&paths.log(), from, crate::observe::LOG_TAIL)
         .ok()
         .flatten()
-        .map(|s| String::from_utf8_lossy(s.content.get(from..).unwrap_or_default()).into_owned())
+        .map(|(_, end)| String::from_utf8_lossy(&end).into_owned())
         .unwrap_or_default()
 }
 
