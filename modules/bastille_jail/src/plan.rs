@@ -14,7 +14,7 @@ use ipnet::Ipv4Net;
 use warden_runtime::bastille::{self, JailConfig, JailRcConf, JailRcEdit};
 use warden_runtime::netconf::{self, Part};
 use warden_runtime::plan::{Checked, Verify};
-use warden_runtime::rcconf::{is_yes, RcConf, RcLookup, RcValue};
+use warden_runtime::rcconf::{self, is_yes, RcConf, RcLookup, RcValue};
 use warden_runtime::sysrc::Changes;
 use warden_runtime::{Diff, Plan};
 
@@ -387,14 +387,10 @@ fn plan_host_boot(p: &Settings, o: &Observed, plan: &mut Plan) -> Result<()> {
             // 0.10.20231125 … 0.13.20250126) says `: ${bastille_list:="ALL"}`: `:=` assigns
             // when the variable is unset or empty, so an empty list starts every jail.
             Some(RcValue::Literal(list)) if list.is_empty() => {}
+            // Each word is `bastille start <word>`, and `bastille start ALL` starts them all.
+            Some(RcValue::Literal(list)) if list.split_whitespace().any(|w| w == "ALL") => {}
             Some(RcValue::Literal(list)) => {
-                let words: Vec<&str> = list.split_whitespace().collect();
-                if !words.contains(&"ALL") && !words.contains(&p.name.as_str()) {
-                    let mut new = words.join(" ");
-                    if !new.is_empty() {
-                        new.push(' ');
-                    }
-                    new.push_str(&p.name);
+                if let Some(new) = rcconf::list_adding(list, &p.name) {
                     host.set("bastille_list", &new)?;
                 }
             }

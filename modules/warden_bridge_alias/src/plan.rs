@@ -12,7 +12,7 @@ use warden_runtime::ifconfig::{self, Interface};
 use warden_runtime::ipv4;
 use warden_runtime::netconf::{self, Part, Persisted, Slot};
 use warden_runtime::plan::RunCmd;
-use warden_runtime::rcconf::{RcLookup, RcValue};
+use warden_runtime::rcconf::{self, RcLookup, RcValue};
 use warden_runtime::spec::State;
 use warden_runtime::sysrc::Changes;
 use warden_runtime::{Diff, Plan};
@@ -281,18 +281,14 @@ impl Planner<'_> {
                 self.host.rc.describe("network_interfaces")
             );
         }
-        let words: Vec<&str> = list.split_whitespace().collect();
-        if words.len() == 1 && words[0].eq_ignore_ascii_case("auto")
-            || words.contains(&bridge.as_str())
-        {
+        // network.subr matches the whole value against [Aa][Uu][Tt][Oo].
+        if list.trim().eq_ignore_ascii_case("auto") {
             return Ok(());
         }
-        let mut new = words.join(" ");
-        if !new.is_empty() {
-            new.push(' ');
+        match rcconf::list_adding(&list, bridge) {
+            Some(new) => rc.set("network_interfaces", &new),
+            None => Ok(()),
         }
-        new.push_str(bridge);
-        rc.set("network_interfaces", &new)
     }
 
     fn remove_runtime(&self, addr: &Ipv4Net, plan: &mut Plan) {

@@ -350,6 +350,18 @@ pub fn is_yes(value: &str) -> bool {
     )
 }
 
+/// A word list an rc.d script reads (`network_interfaces`, Bastille's `bastille_list`) with
+/// `word` added at its end, or `None` when it holds it already. What counts as "every one"
+/// (netif's whole-value AUTO, Bastille's word ALL) differs per script, so the caller checks.
+pub fn list_adding(list: &str, word: &str) -> Option<String> {
+    let mut words: Vec<&str> = list.split_whitespace().collect();
+    if words.contains(&word) {
+        return None;
+    }
+    words.push(word);
+    Some(words.join(" "))
+}
+
 struct Parser {
     chars: Vec<char>,
     pos: usize,
@@ -638,6 +650,20 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_word_is_added_to_a_list_once() {
+        assert_eq!(list_adding("", "warden0").as_deref(), Some("warden0"));
+        assert_eq!(
+            list_adding(" lo0  vtnet0 ", "warden0").as_deref(),
+            Some("lo0 vtnet0 warden0")
+        );
+        assert_eq!(list_adding("lo0 warden0", "warden0"), None);
+        assert_eq!(
+            list_adding("warden01", "warden0").as_deref(),
+            Some("warden01 warden0")
+        );
+    }
 
     fn lit(s: &str) -> RcValue {
         RcValue::Literal(s.into())
