@@ -17,7 +17,7 @@ use ipnet::Ipv4Net;
 
 use warden_runtime::bastille::{self, JailConfig, JailPaths, JailRcConf, Version};
 use warden_runtime::rcconf::{RcChain, RcConf};
-use warden_runtime::{find_tool, ifconfig, Host};
+use warden_runtime::{find_tool, ifconfig, sysrc, Host};
 
 use crate::plan::{jail_network, rebuild_reasons};
 use crate::{JailState, Settings};
@@ -42,7 +42,7 @@ impl Tools {
             jexec: find_tool("jexec")?,
             // sysrc(8) is in every FreeBSD base system; without it in PATH only a plan with
             // an rc.conf to change fails (running this path).
-            sysrc: find_tool("sysrc").unwrap_or_else(|_| PathBuf::from("/usr/sbin/sysrc")),
+            sysrc: sysrc::tool(),
         })
     }
 }

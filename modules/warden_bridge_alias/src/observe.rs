@@ -4,13 +4,13 @@
 //! (`load_rc_config network`, then `netif`: rc.conf, rc.conf.local, rc.conf.d/network,
 //! rc.conf.d/netif). Nothing here decides; [`crate::plan::plan`] does.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
 use warden_runtime::ifconfig::{self, Interface};
 use warden_runtime::rcconf::{RcChain, RcLookup, RcValue};
-use warden_runtime::{find_tool, Host};
+use warden_runtime::{find_tool, sysrc, Host};
 
 /// The tools the plan's steps run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub fn observe(host: &Host) -> Result<Observed> {
         tools: Tools {
             ifconfig: ifconfig_tool,
             // /usr/sbin/sysrc on FreeBSD; only a plan that changes rc.conf runs it.
-            sysrc: find_tool("sysrc").unwrap_or_else(|_| Path::new("/usr/sbin/sysrc").into()),
+            sysrc: sysrc::tool(),
         },
     })
 }

@@ -27,7 +27,7 @@ use warden_runtime::plan::{RemoveFile, WriteFile};
 use warden_runtime::rcconf::{is_yes, RcChain, RcLookup, RcValue};
 use warden_runtime::service::{self, StartService, StopService};
 use warden_runtime::spec::{Param, Spec, State};
-use warden_runtime::{find_tool, sysrc, Context, Diff, Host, Module, Plan};
+use warden_runtime::{sysrc, Context, Diff, Host, Module, Plan};
 
 pub use checks::Settings;
 use script::ScriptSpec;
@@ -156,8 +156,8 @@ fn observe(settings: &Settings, host: &Host) -> Result<Observed> {
     // service(8) and sysrc(8) are in every FreeBSD base system (found PATH-first, else
     // where FreeBSD has them).
     let tools = Tools {
-        service: find_tool("service").unwrap_or_else(|_| PathBuf::from("/usr/sbin/service")),
-        sysrc: find_tool("sysrc").unwrap_or_else(|_| PathBuf::from("/usr/sbin/sysrc")),
+        service: service::tool(),
+        sysrc: sysrc::tool(),
     };
     // Only a script that exists can say whether it runs.
     let running = match script {

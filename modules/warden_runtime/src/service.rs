@@ -16,8 +16,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::exec::Cmd;
+use crate::exec::{find_tool, Cmd};
 use crate::plan::{run_and_check, Step};
+
+/// `service` as found on PATH, else where the base system keeps it (/usr/sbin/service).
+pub fn tool() -> PathBuf {
+    find_tool("service").unwrap_or_else(|_| PathBuf::from("/usr/sbin/service"))
+}
 
 /// `service <name> <verb>`, with the `one` prefix when the service is not enabled.
 pub fn verb(service: &Path, name: &str, verb: &str, enabled: bool) -> Cmd {

@@ -10,10 +10,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::exec::Cmd;
+use crate::exec::{find_tool, Cmd};
 use crate::plan::{Diff, Plan, RunCmd};
 use crate::rcconf::{RcChain, RcConf, RcLookup, RcValue};
 use crate::shell::is_identifier;
+
+/// `sysrc` as found on PATH, else where the base system keeps it (/usr/sbin/sysrc).
+pub fn tool() -> PathBuf {
+    find_tool("sysrc").unwrap_or_else(|_| PathBuf::from("/usr/sbin/sysrc"))
+}
 
 /// Checks a variable name the way sysrc does (`name contains characters not allowed in shell`).
 pub fn check_name(name: &str) -> Result<()> {
