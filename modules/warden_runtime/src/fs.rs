@@ -458,7 +458,9 @@ impl Dir {
         self.read_capped(name, MAX_FILE_SIZE)
     }
 
-    fn read_capped(&self, name: &OsStr, cap: u64) -> Result<Option<FileState>> {
+    /// Opens a regular file of this directory for reading, by descriptor and never through a
+    /// link, checked before and after the open (see [`read_state`]); `None` if missing.
+    fn open_checked(&self, name: &OsStr) -> Result<Option<(OwnedFd, FileStat, PathBuf)>> {
         let full = self.full(name);
         match self.lstat(name)? {
             None => return Ok(None),
@@ -476,6 +478,13 @@ impl Dir {
         };
         let st = fstat(&fd).with_context(|| format!("cannot stat {}", full.display()))?;
         check_file(&full, &st)?;
+        Ok(Some((fd, st, full)))
+    }
+
+    fn read_capped(&self, name: &OsStr, cap: u64) -> Result<Option<FileState>> {
+        let Some((fd, st, full)) = self.open_checked(name)? else {
+            return Ok(None);
+        };
         let too_big = || {
             anyhow!(
                 "refusing {}: it is larger than {} MiB, which no file warden manages is",
@@ -505,23 +514,9 @@ impl Dir {
 
     /// See [`read_tail`].
     fn read_tail(&self, name: &OsStr, offset: u64, cap: u64) -> Result<Option<(u64, Vec<u8>)>> {
-        let full = self.full(name);
-        match self.lstat(name)? {
-            None => return Ok(None),
-            Some(st) => check_file(&full, &st)?,
-        }
-        let flags = OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_CLOEXEC
-            | OFlag::O_NOCTTY;
-        let fd = match openat(&self.fd, name, flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(e) => return Err(self.explain_open_error(name, e)),
+        let Some((fd, st, full)) = self.open_checked(name)? else {
+            return Ok(None);
         };
-        let st = fstat(&fd).with_context(|| format!("cannot stat {}", full.display()))?;
-        check_file(&full, &st)?;
         let size = u64::try_from(st.st_size).unwrap_or(0);
         let start = offset.max(size.saturating_sub(cap)).min(size);
         let mut file = File::from(fd);
