@@ -317,10 +317,7 @@ class ActionModule(warden_binary.ActionModule):
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
-        result = super(warden_binary.ActionModule, self).run(tmp, task_vars)
-        unknown = sorted(set(self._task.args) - ARGS)
-        if unknown:
-            raise AnsibleActionFail(f"unsupported parameters: {', '.join(unknown)} (supported: {', '.join(sorted(ARGS))})")
+        result = self._begin(tmp, task_vars, ARGS)
         agents = self._task.args.get("agents")
         if not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents):
             raise AnsibleActionFail(f"agents must be a list of agent names, not {agents!r}")

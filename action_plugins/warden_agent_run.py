@@ -47,10 +47,7 @@ class ActionModule(warden_binary.ActionModule):
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
-        result = super(warden_binary.ActionModule, self).run(tmp, task_vars)
-        unknown = sorted(set(self._task.args) - ARGS)
-        if unknown:
-            raise AnsibleActionFail(f"unsupported parameters: {', '.join(unknown)} (supported: {', '.join(sorted(ARGS))})")
+        result = self._begin(tmp, task_vars, ARGS)
         plan, step = self._task.args.get("plan"), self._task.args.get("step")
         if not isinstance(plan, dict) or not isinstance(plan.get("steps"), list) or not isinstance(plan.get("layouts"), dict):
             raise AnsibleActionFail("plan must be what warden_agent_plan returned (register it)")

@@ -356,6 +356,16 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = True
 
+    def _begin(self, tmp, task_vars, allowed):
+        """The start of a run of a plugin built on this one (warden_host_probe,
+        warden_agent_plan, warden_agent_run): ActionBase's own, then the task's arguments
+        checked against ``allowed``."""
+        result = ActionBase.run(self, tmp, task_vars)
+        unknown = sorted(set(self._task.args) - set(allowed))
+        if unknown:
+            raise AnsibleActionFail(f"unsupported parameters: {', '.join(unknown)} (supported: {', '.join(sorted(allowed))})")
+        return result
+
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)

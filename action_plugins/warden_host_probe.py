@@ -34,10 +34,7 @@ class ActionModule(warden_binary.ActionModule):
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
-        result = super(warden_binary.ActionModule, self).run(tmp, task_vars)
-        unknown = sorted(set(self._task.args) - ARGS)
-        if unknown:
-            raise AnsibleActionFail(f"unsupported parameters: {', '.join(unknown)} (supported: {', '.join(sorted(ARGS))})")
+        result = self._begin(tmp, task_vars, ARGS)
         modules = self._task.args.get("modules") or []
         if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
             raise AnsibleActionFail(f"modules must be a list of module names, not {modules!r}")
